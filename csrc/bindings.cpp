@@ -1,0 +1,122 @@
+// lrfused._C: the fused step, the schedule math (for display and tests), and build information.
+#include <torch/extension.h>
+
+#include <optional>
+
+#include "lrfused/step_args.h"
+
+namespace py = pybind11;
+
+namespace lrfused {
+namespace {
+
+at::Tensor or_undefined(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
+
+void fused_sgd_step_(std::vector<at::Tensor> params, std::vector<at::Tensor> grads,
+                     const std::vector<std::optional<at::Tensor>>& momentum_buffers,
+                     const std::vector<std::optional<at::Tensor>>& momentum_first_steps,
+                     std::vector<int64_t> group_of, std::vector<GroupConfig> groups, at::Tensor step) {
+  StepArgs args;
+  args.params = std::move(params);
+  args.grads = std::move(grads);
+  for (const auto& b : momentum_buffers) args.momentum_buffers.push_back(or_undefined(b));
+  for (const auto& f : momentum_first_steps) args.momentum_first_steps.push_back(or_undefined(f));
+  args.group_of = std::move(group_of);
+  args.groups = std::move(groups);
+  args.step = std::move(step);
+  args = checked_step_args(std::move(args));
+
+  if (args.step.is_cuda()) {
+#ifdef LRFUSED_WITH_CUDA
+    fused_sgd_step_cuda(args);
+#else
+    TORCH_CHECK(false, "params are on ", args.step.device(),
+                " but lrfused was built without CUDA; rebuild with CUDA torch and nvcc present");
+#endif
+  } else {
+    TORCH_CHECK(args.step.is_cpu(), "params must be on CPU or CUDA, got ", args.step.device());
+    fused_sgd_step_cpu(args);
+  }
+}
+
+bool cuda_built() {
+#ifdef LRFUSED_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+}  // namespace lrfused
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  using namespace lrfused;
+  m.doc() = "lrfused kernels: a whole SGD step with its LR/momentum schedule in one kernel";
+
+  // The enum values of schedule.h, for the int32 fields below.
+  m.attr("SCHEDULE_CONSTANT") = static_cast<int>(kConstant);
+  m.attr("SCHEDULE_ONE_CYCLE") = static_cast<int>(kOneCycle);
+  m.attr("SCHEDULE_CYCLIC") = static_cast<int>(kCyclic);
+  m.attr("ANNEAL_COS") = static_cast<int>(kAnnealCos);
+  m.attr("ANNEAL_LINEAR") = static_cast<int>(kAnnealLinear);
+  m.attr("CYCLIC_TRIANGULAR") = static_cast<int>(kTriangular);
+  m.attr("CYCLIC_TRIANGULAR2") = static_cast<int>(kTriangular2);
+  m.attr("CYCLIC_EXP_RANGE") = static_cast<int>(kExpRange);
+  // Values of a momentum_first_step flag besides a step number.
+  m.attr("NEVER_WRITTEN") = kNeverWritten;
+  m.attr("WRITTEN_ELSEWHERE") = kWrittenElsewhere;
+
+  py::class_<OneCycleParams>(m, "OneCycleParams")
+      .def(py::init<>())
+      .def_readwrite("initial_lr", &OneCycleParams::initial_lr)
+      .def_readwrite("max_lr", &OneCycleParams::max_lr)
+      .def_readwrite("min_lr", &OneCycleParams::min_lr)
+      .def_readwrite("base_momentum", &OneCycleParams::base_momentum)
+      .def_readwrite("max_momentum", &OneCycleParams::max_momentum)
+      .def_readwrite("pct_start", &OneCycleParams::pct_start)
+      .def_readwrite("total_steps", &OneCycleParams::total_steps)
+      .def_readwrite("anneal", &OneCycleParams::anneal)
+      .def_readwrite("three_phase", &OneCycleParams::three_phase);
+  py::class_<CyclicParams>(m, "CyclicParams")
+      .def(py::init<>())
+      .def_readwrite("base_lr", &CyclicParams::base_lr)
+      .def_readwrite("max_lr", &CyclicParams::max_lr)
+      .def_readwrite("base_momentum", &CyclicParams::base_momentum)
+      .def_readwrite("max_momentum", &CyclicParams::max_momentum)
+      .def_readwrite("step_size_up", &CyclicParams::step_size_up)
+      .def_readwrite("step_size_down", &CyclicParams::step_size_down)
+      .def_readwrite("gamma", &CyclicParams::gamma)
+      .def_readwrite("mode", &CyclicParams::mode);
+  py::class_<Schedule>(m, "Schedule")
+      .def(py::init<>())
+      .def_readwrite("kind", &Schedule::kind)
+      .def_readwrite("cycle_momentum", &Schedule::cycle_momentum)
+      .def_readwrite("lr", &Schedule::lr)
+      .def_readwrite("momentum", &Schedule::momentum)
+      .def_readwrite("one_cycle", &Schedule::one_cycle)
+      .def_readwrite("cyclic", &Schedule::cyclic);
+  py::class_<GroupConfig>(m, "GroupConfig")
+      .def(py::init<>())
+      .def_readwrite("schedule", &GroupConfig::schedule)
+      .def_readwrite("weight_decay", &GroupConfig::weight_decay)
+      .def_readwrite("dampening", &GroupConfig::dampening)
+      .def_readwrite("nesterov", &GroupConfig::nesterov)
+      .def_readwrite("maximize", &GroupConfig::maximize);
+
+  m.def(
+      "schedule_value",
+      [](const Schedule& s, int64_t step) {
+        const ScheduleValue v = schedule_value(s, step);
+        return py::make_tuple(v.lr, v.momentum);
+      },
+      py::arg("schedule"), py::arg("step"),
+      "(lr, momentum) of 0-based optimizer step `step`, as the kernels compute them");
+  m.def("kernel_step", &kernel_step, py::arg("schedule"), py::arg("step"),
+        "the step a kernel evaluates (1cycle holds its final values past the end)");
+  m.def("fused_sgd_step_", &fused_sgd_step_, py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"),
+        py::arg("momentum_first_steps"), py::arg("group_of"), py::arg("groups"), py::arg("step"),
+        "one fused SGD step over all params, with LR and momentum from the schedule at `step`; "
+        "advances `step` on its device");
+  m.def("cuda_built", &cuda_built, "whether the CUDA kernels were compiled in");
+}

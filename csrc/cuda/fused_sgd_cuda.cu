@@ -1,0 +1,259 @@
+// CUDA fused SGD step: a multi-tensor apply over every tensor of every group and dtype.
+//
+// Each block updates one chunk of one tensor. Launch metadata (tensor pointers, the block ->
+// (tensor, chunk) map and the groups' hyperparameters) travels as a __grid_constant__ kernel
+// argument, so nothing is copied or allocated per step and a CUDA graph captures it by value. The
+// schedule is evaluated on the device from the step counter, which a one-thread kernel advances
+// after the last launch: no host sync anywhere in the step.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "lrfused/step_args.h"
+
+namespace lrfused {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int64_t kChunkSize = 65536;  // elements per block; a multiple of every vector width
+constexpr int kMaxTensors = 160;
+constexpr int kMaxBlocks = 1280;
+constexpr int kMaxGroups = 12;
+
+enum DTypeTag : int32_t { kF32 = 0, kF64 = 1, kF16 = 2, kBF16 = 3 };
+
+struct TensorMeta {
+  void* param;
+  const void* grad;
+  void* buf;             // nullptr when the group never uses momentum
+  int64_t* first_step;   // nullptr when buf is
+  int64_t numel;
+  int32_t group;         // slot in LaunchMeta::groups
+  int32_t dtype;         // DTypeTag
+};
+
+struct LaunchMeta {
+  TensorMeta tensors[kMaxTensors];
+  GroupConfig groups[kMaxGroups];
+  int32_t block_tensor[kMaxBlocks];
+  int32_t block_chunk[kMaxBlocks];
+};
+// Kernel arguments may take up to 32764 bytes (CUDA 12.1+, Volta and newer).
+static_assert(sizeof(LaunchMeta) + sizeof(void*) <= 32000, "LaunchMeta exceeds the kernel argument limit");
+
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Vec {
+  T v[N];
+};
+
+template <typename scalar_t>
+using opmath_of = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+template <bool kDecay, bool kMomentum, bool kFirst, bool kNesterov, typename scalar_t, typename opmath_t>
+__device__ __forceinline__ void update_element(scalar_t& p, const scalar_t& g, scalar_t& b,
+                                               const StepScalars<opmath_t>& s) {
+  opmath_t param = static_cast<opmath_t>(p);
+  opmath_t buf = 0;
+  if constexpr (kMomentum && !kFirst) {
+    buf = static_cast<opmath_t>(b);
+  }
+  sgd_update<kDecay, kMomentum, kFirst, kNesterov>(param, static_cast<opmath_t>(g), buf, s);
+  p = static_cast<scalar_t>(param);
+  if constexpr (kMomentum) {
+    b = static_cast<scalar_t>(buf);
+  }
+}
+
+template <typename scalar_t>
+__device__ void update_chunk(const TensorMeta& t, int64_t chunk, const StepScalars<opmath_of<scalar_t>>& s,
+                             UpdateFlags flags) {
+  constexpr int kVec = 16 / sizeof(scalar_t);
+  using VecT = Vec<scalar_t, kVec>;
+  scalar_t* p = static_cast<scalar_t*>(t.param);
+  const scalar_t* g = static_cast<const scalar_t*>(t.grad);
+  scalar_t* b = static_cast<scalar_t*>(t.buf);
+  const int64_t begin = chunk * kChunkSize;
+  const int64_t end = min(begin + kChunkSize, t.numel);
+  const bool aligned = (reinterpret_cast<uintptr_t>(p) % 16 == 0) && (reinterpret_cast<uintptr_t>(g) % 16 == 0) &&
+                       (!flags.momentum || reinterpret_cast<uintptr_t>(b) % 16 == 0);
+
+  dispatch_update_flags(flags, [&](auto decay, auto momentum, auto first, auto nesterov) {
+    constexpr bool kDecay = decltype(decay)::value;
+    constexpr bool kMomentum = decltype(momentum)::value;
+    constexpr bool kFirst = decltype(first)::value;
+    constexpr bool kNesterov = decltype(nesterov)::value;
+    int64_t scalar_begin = begin;
+    if (aligned) {
+      const int64_t vec_end = begin + (end - begin) / kVec * kVec;
+      for (int64_t i = begin + threadIdx.x * kVec; i < vec_end; i += static_cast<int64_t>(blockDim.x) * kVec) {
+        VecT pv = *reinterpret_cast<const VecT*>(p + i);
+        const VecT gv = *reinterpret_cast<const VecT*>(g + i);
+        VecT bv;
+        if constexpr (kMomentum && !kFirst) {
+          bv = *reinterpret_cast<const VecT*>(b + i);
+        }
+#pragma unroll
+        for (int j = 0; j < kVec; ++j) {
+          update_element<kDecay, kMomentum, kFirst, kNesterov>(pv.v[j], gv.v[j], bv.v[j], s);
+        }
+        *reinterpret_cast<VecT*>(p + i) = pv;
+        if constexpr (kMomentum) {
+          *reinterpret_cast<VecT*>(b + i) = bv;
+        }
+      }
+      scalar_begin = vec_end;
+    }
+    for (int64_t i = scalar_begin + threadIdx.x; i < end; i += blockDim.x) {
+      scalar_t unused_buf;
+      scalar_t& buf = kMomentum ? b[i] : unused_buf;
+      update_element<kDecay, kMomentum, kFirst, kNesterov>(p[i], g[i], buf, s);
+    }
+  });
+}
+
+__global__ void __launch_bounds__(kThreads)
+    fused_sgd_kernel(const __grid_constant__ LaunchMeta meta, const int64_t* __restrict__ step_ptr) {
+  const TensorMeta& t = meta.tensors[meta.block_tensor[blockIdx.x]];
+  const GroupConfig& group = meta.groups[t.group];
+
+  __shared__ ScheduleValue value;
+  __shared__ bool first;
+  if (threadIdx.x == 0) {
+    const int64_t step = *step_ptr;
+    value = schedule_value(group.schedule, kernel_step(group.schedule, step));
+    first = false;
+    if (value.momentum != 0.0 && t.buf != nullptr) {
+      // Every block of this tensor reads the flag; a block that runs after another one wrote it
+      // still sees this step's value and so also treats the step as the first.
+      const int64_t first_step = *t.first_step;
+      first = first_step == kNeverWritten || first_step == step;
+      if (first_step == kNeverWritten) {
+        *t.first_step = step;
+      }
+    }
+  }
+  __syncthreads();
+
+  const UpdateFlags flags{group.weight_decay != 0.0, value.momentum != 0.0 && t.buf != nullptr, first,
+                          group.nesterov};
+  const int64_t chunk = meta.block_chunk[blockIdx.x];
+  switch (t.dtype) {
+    case kF32:
+      update_chunk<float>(t, chunk, make_step_scalars<float>(group, value), flags);
+      break;
+    case kF64:
+      update_chunk<double>(t, chunk, make_step_scalars<double>(group, value), flags);
+      break;
+    case kF16:
+      update_chunk<c10::Half>(t, chunk, make_step_scalars<float>(group, value), flags);
+      break;
+    case kBF16:
+      update_chunk<c10::BFloat16>(t, chunk, make_step_scalars<float>(group, value), flags);
+      break;
+  }
+}
+
+__global__ void advance_step_kernel(int64_t* step_ptr) { *step_ptr += 1; }
+
+DTypeTag dtype_tag(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat:
+      return kF32;
+    case at::kDouble:
+      return kF64;
+    case at::kHalf:
+      return kF16;
+    case at::kBFloat16:
+      return kBF16;
+    default:
+      TORCH_CHECK(false, "unreachable: dtype ", t, " passed the checks");
+  }
+}
+
+// Fills LaunchMeta tensor by tensor and chunk by chunk, launching whenever a table is full.
+class Launcher {
+ public:
+  Launcher(const StepArgs& args, cudaStream_t stream)
+      : args_(args), stream_(stream), group_slot_(args.groups.size(), -1) {}
+
+  void add(size_t i) {
+    const int64_t numel = args_.params[i].numel();
+    if (numel == 0) {
+      return;
+    }
+    int slot = add_tensor(i);
+    const int64_t chunks = (numel + kChunkSize - 1) / kChunkSize;
+    for (int64_t c = 0; c < chunks; ++c) {
+      if (num_blocks_ == kMaxBlocks) {
+        flush();
+        slot = add_tensor(i);
+      }
+      meta_.block_tensor[num_blocks_] = slot;
+      meta_.block_chunk[num_blocks_] = static_cast<int32_t>(c);
+      ++num_blocks_;
+    }
+  }
+
+  void flush() {
+    if (num_blocks_ > 0) {
+      fused_sgd_kernel<<<num_blocks_, kThreads, 0, stream_>>>(meta_, args_.step.data_ptr<int64_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    num_tensors_ = 0;
+    num_blocks_ = 0;
+    num_groups_ = 0;
+    std::fill(group_slot_.begin(), group_slot_.end(), -1);
+  }
+
+ private:
+  int add_tensor(size_t i) {
+    const int64_t group = args_.group_of[i];
+    if (num_tensors_ == kMaxTensors || (group_slot_[group] < 0 && num_groups_ == kMaxGroups)) {
+      flush();
+    }
+    if (group_slot_[group] < 0) {
+      meta_.groups[num_groups_] = args_.groups[group];
+      group_slot_[group] = num_groups_++;
+    }
+    const at::Tensor& buf = args_.momentum_buffers[i];
+    meta_.tensors[num_tensors_] =
+        TensorMeta{args_.params[i].data_ptr(),
+                   args_.grads[i].data_ptr(),
+                   buf.defined() ? buf.data_ptr() : nullptr,
+                   buf.defined() ? args_.momentum_first_steps[i].data_ptr<int64_t>() : nullptr,
+                   args_.params[i].numel(),
+                   group_slot_[group],
+                   dtype_tag(args_.params[i].scalar_type())};
+    return num_tensors_++;
+  }
+
+  const StepArgs& args_;
+  cudaStream_t stream_;
+  std::vector<int> group_slot_;  // group index -> slot in meta_.groups, -1 if absent
+  LaunchMeta meta_;
+  int num_tensors_ = 0;
+  int num_blocks_ = 0;
+  int num_groups_ = 0;
+};
+
+}  // namespace
+
+void fused_sgd_step_cuda(const StepArgs& args) {
+  const c10::cuda::CUDAGuard guard(args.step.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  Launcher launcher(args, stream);
+  for (size_t i = 0; i < args.params.size(); ++i) {
+    launcher.add(i);
+  }
+  launcher.flush();
+  advance_step_kernel<<<1, 1, 0, stream>>>(args.step.data_ptr<int64_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+}  // namespace lrfused

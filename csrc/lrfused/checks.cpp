@@ -1,0 +1,133 @@
+// Argument checks for a fused step. Every message names the argument and shows what it got.
+#include <cmath>
+
+#include "lrfused/step_args.h"
+
+namespace lrfused {
+namespace {
+
+bool is_supported_float(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+void check_finite_nonnegative(double value, const char* name, size_t group) {
+  TORCH_CHECK(std::isfinite(value) && value >= 0.0, "param group ", group, ": ", name,
+              " must be a finite number >= 0, got ", value);
+}
+
+void check_group(const GroupConfig& g, size_t index) {
+  const Schedule& s = g.schedule;
+  TORCH_CHECK(s.kind == kConstant || s.kind == kOneCycle || s.kind == kCyclic, "param group ", index,
+              ": unknown schedule kind ", s.kind);
+  check_finite_nonnegative(g.weight_decay, "weight_decay", index);
+  check_finite_nonnegative(g.dampening, "dampening", index);
+  check_finite_nonnegative(s.momentum, "momentum", index);
+  if (s.kind == kConstant) {
+    check_finite_nonnegative(s.lr, "lr", index);
+  } else if (s.kind == kOneCycle) {
+    const OneCycleParams& p = s.one_cycle;
+    TORCH_CHECK(p.total_steps >= 1, "param group ", index, ": total_steps must be >= 1, got ",
+                p.total_steps);
+    TORCH_CHECK(p.pct_start >= 0.0 && p.pct_start <= 1.0, "param group ", index,
+                ": pct_start must be in [0, 1], got ", p.pct_start);
+    TORCH_CHECK(p.anneal == kAnnealCos || p.anneal == kAnnealLinear, "param group ", index,
+                ": unknown anneal strategy ", p.anneal);
+    check_finite_nonnegative(p.initial_lr, "initial_lr", index);
+    check_finite_nonnegative(p.max_lr, "max_lr", index);
+    check_finite_nonnegative(p.min_lr, "min_lr", index);
+    check_finite_nonnegative(p.base_momentum, "base_momentum", index);
+    check_finite_nonnegative(p.max_momentum, "max_momentum", index);
+  } else {
+    const CyclicParams& p = s.cyclic;
+    TORCH_CHECK(p.step_size_up >= 1 && p.step_size_down >= 1, "param group ", index,
+                ": step_size_up and step_size_down must be >= 1, got ", p.step_size_up, " and ",
+                p.step_size_down);
+    TORCH_CHECK(p.mode == kTriangular || p.mode == kTriangular2 || p.mode == kExpRange,
+                "param group ", index, ": unknown cyclic mode ", p.mode);
+    check_finite_nonnegative(p.base_lr, "base_lr", index);
+    check_finite_nonnegative(p.max_lr, "max_lr", index);
+    check_finite_nonnegative(p.base_momentum, "base_momentum", index);
+    check_finite_nonnegative(p.max_momentum, "max_momentum", index);
+    TORCH_CHECK(std::isfinite(p.gamma) && p.gamma > 0.0, "param group ", index,
+                ": gamma must be a finite number > 0, got ", p.gamma);
+  }
+}
+
+// Checks a tensor that must mirror `param` exactly (grad, momentum buffer).
+void check_like_param(const at::Tensor& t, const at::Tensor& param, const char* what, size_t i) {
+  TORCH_CHECK(t.layout() == at::kStrided, what, " of param ", i, " must be dense (strided), got layout ",
+              t.layout(), (t.is_sparse() ? "; sparse gradients are not supported" : ""));
+  TORCH_CHECK(t.scalar_type() == param.scalar_type(), what, " of param ", i, " must have the param's dtype ",
+              param.scalar_type(), ", got ", t.scalar_type());
+  TORCH_CHECK(t.sizes() == param.sizes(), what, " of param ", i, " must have the param's shape ",
+              param.sizes(), ", got ", t.sizes());
+  TORCH_CHECK(t.device() == param.device(), what, " of param ", i, " must be on the param's device ",
+              param.device(), ", got ", t.device());
+}
+
+void check_counter(const at::Tensor& t, const at::Device& device, const char* what) {
+  TORCH_CHECK(t.scalar_type() == at::kLong && t.numel() == 1, what,
+              " must be a one-element int64 tensor, got dtype ", t.scalar_type(), " with ", t.numel(),
+              " elements");
+  TORCH_CHECK(t.device() == device, what, " must be on the params' device ", device, ", got ", t.device());
+}
+
+}  // namespace
+
+StepArgs checked_step_args(StepArgs args) {
+  const size_t n = args.params.size();
+  TORCH_CHECK(args.grads.size() == n && args.momentum_buffers.size() == n &&
+                  args.momentum_first_steps.size() == n && args.group_of.size() == n,
+              "params, grads, momentum_buffers, momentum_first_steps and group_of must have one entry "
+              "per param; got lengths ",
+              n, ", ", args.grads.size(), ", ", args.momentum_buffers.size(), ", ",
+              args.momentum_first_steps.size(), ", ", args.group_of.size());
+  for (size_t g = 0; g < args.groups.size(); ++g) {
+    check_group(args.groups[g], g);
+  }
+  TORCH_CHECK(args.step.defined(), "step must be a tensor");
+  const at::Device device = n > 0 ? args.params[0].device() : args.step.device();
+  check_counter(args.step, device, "step");
+
+  for (size_t i = 0; i < n; ++i) {
+    const at::Tensor& p = args.params[i];
+    TORCH_CHECK(p.defined(), "param ", i, " is undefined");
+    TORCH_CHECK(p.layout() == at::kStrided, "param ", i, " must be dense (strided), got layout ", p.layout());
+    TORCH_CHECK(is_supported_float(p.scalar_type()), "param ", i,
+                " must be float32, float64, float16 or bfloat16, got ", p.scalar_type());
+    TORCH_CHECK(p.device() == device, "all params must be on one device: param 0 is on ", device,
+                ", param ", i, " is on ", p.device());
+    TORCH_CHECK(p.is_non_overlapping_and_dense(), "param ", i,
+                " must be non-overlapping and dense in memory (a contiguous tensor or a permutation of "
+                "one), got shape ",
+                p.sizes(), " with strides ", p.strides());
+    TORCH_CHECK(args.grads[i].defined(), "grad of param ", i, " is undefined");
+    check_like_param(args.grads[i], p, "grad", i);
+    TORCH_CHECK(args.group_of[i] >= 0 && static_cast<size_t>(args.group_of[i]) < args.groups.size(),
+                "group_of[", i, "] must index one of the ", args.groups.size(), " groups, got ",
+                args.group_of[i]);
+
+    const at::Tensor& buf = args.momentum_buffers[i];
+    TORCH_CHECK(buf.defined() == args.momentum_first_steps[i].defined(), "param ", i,
+                ": momentum_buffer and momentum_first_step must both be given or both be omitted");
+    const Schedule& s = args.groups[args.group_of[i]].schedule;
+    const bool may_use_momentum = s.momentum != 0.0 || s.cycle_momentum;
+    TORCH_CHECK(buf.defined() || !may_use_momentum, "param ", i, " (group ", args.group_of[i],
+                ") uses momentum but has no momentum_buffer");
+    if (buf.defined()) {
+      check_like_param(buf, p, "momentum_buffer", i);
+      TORCH_CHECK(buf.strides() == p.strides(), "momentum_buffer of param ", i,
+                  " must have the param's strides ", p.strides(), ", got ", buf.strides());
+      check_counter(args.momentum_first_steps[i], device, "momentum_first_step");
+    }
+  }
+  // Only now, with everything valid, align grads that have other strides than their param.
+  for (size_t i = 0; i < n; ++i) {
+    if (args.grads[i].strides() != args.params[i].strides()) {
+      args.grads[i] = at::empty_like(args.params[i]).copy_(args.grads[i]);
+    }
+  }
+  return args;
+}
+
+}  // namespace lrfused

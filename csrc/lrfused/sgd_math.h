@@ -1,0 +1,98 @@
+// The per-element SGD update shared by the CPU and CUDA kernels.
+//
+// Same operations, in the same order, as torch.optim.SGD's single-tensor path:
+//   g = maximize ? -grad : grad
+//   g = g + weight_decay * param                        (if weight_decay != 0)
+//   buf = g  (first step)  |  buf = buf * momentum + (1 - dampening) * g
+//   g = nesterov ? g + momentum * buf : buf             (if momentum != 0)
+//   param = param + (-lr) * g
+// computed in opmath_t (float for half/bfloat16/float, double for double), rounded to the storage
+// type once at the end.
+#pragma once
+
+#include "lrfused/schedule.h"
+
+namespace lrfused {
+
+// Hyperparameters of one param group, as the Python layer hands them to a kernel.
+struct GroupConfig {
+  Schedule schedule;
+  double weight_decay = 0.0;
+  double dampening = 0.0;
+  bool nesterov = false;
+  bool maximize = false;
+};
+
+// One group's values for this step, already in the kernel's math type.
+template <typename opmath_t>
+struct StepScalars {
+  opmath_t neg_lr;
+  opmath_t weight_decay;
+  opmath_t momentum;
+  opmath_t one_minus_dampening;
+  bool maximize;
+};
+
+template <typename opmath_t>
+LRFUSED_HOST_DEVICE inline StepScalars<opmath_t> make_step_scalars(const GroupConfig& g, ScheduleValue v) {
+  StepScalars<opmath_t> s;
+  s.neg_lr = static_cast<opmath_t>(-v.lr);
+  s.weight_decay = static_cast<opmath_t>(g.weight_decay);
+  s.momentum = static_cast<opmath_t>(v.momentum);
+  s.one_minus_dampening = static_cast<opmath_t>(1 - g.dampening);
+  s.maximize = g.maximize;
+  return s;
+}
+
+// Which branches of the update apply to one tensor in one step. Compile-time in the kernels so
+// that the inner loops have no branches and vectorise.
+struct UpdateFlags {
+  bool decay;     // weight_decay != 0
+  bool momentum;  // this step's momentum != 0 (torch skips the buffer entirely otherwise)
+  bool first;     // the buffer has never been written: it starts as a copy of the gradient
+  bool nesterov;
+};
+
+template <bool kDecay, bool kMomentum, bool kFirst, bool kNesterov, typename opmath_t>
+LRFUSED_HOST_DEVICE inline void sgd_update(opmath_t& param, opmath_t grad, opmath_t& buf,
+                                           const StepScalars<opmath_t>& s) {
+  opmath_t g = s.maximize ? -grad : grad;
+  if (kDecay) {
+    g = g + s.weight_decay * param;
+  }
+  if (kMomentum) {
+    if (kFirst) {
+      buf = g;
+    } else {
+      buf = buf * s.momentum + s.one_minus_dampening * g;
+    }
+    g = kNesterov ? g + s.momentum * buf : buf;
+  }
+  param = param + s.neg_lr * g;
+}
+
+// Calls f(BoolConstant<...> x4) with the runtime flags turned into types, so one
+// generic lambda instantiates every branch-free variant.
+template <bool B>
+struct BoolConstant {
+  static constexpr bool value = B;
+};
+
+template <typename F, typename... Done>
+LRFUSED_HOST_DEVICE inline void dispatch_flags_impl(F& f, const bool* flags, Done... done) {
+  if constexpr (sizeof...(Done) == 4) {
+    f(done...);
+  } else if (flags[0]) {
+    dispatch_flags_impl(f, flags + 1, done..., BoolConstant<true>{});
+  } else {
+    dispatch_flags_impl(f, flags + 1, done..., BoolConstant<false>{});
+  }
+}
+
+template <typename F>
+LRFUSED_HOST_DEVICE inline void dispatch_update_flags(const UpdateFlags& u, F&& f) {
+  const bool flags[4] = {u.decay, u.momentum, u.first, u.nesterov};
+  dispatch_flags_impl(f, flags);
+}
+
+}  // namespace lrfused

@@ -1,0 +1,14 @@
+"""lrfused: fused SGD with the 1cycle / cyclical LR and momentum schedule computed in the kernel."""
+from lrfused._ext import _C
+from lrfused.cyclic import FusedCyclicSGD
+from lrfused.one_cycle import FusedOneCycleSGD
+
+__version__ = "0.1.0"
+
+
+def cuda_built():
+    """Whether this build of lrfused has its CUDA kernels (it may still run on a machine without a GPU)."""
+    return _C.cuda_built()
+
+
+__all__ = ["FusedOneCycleSGD", "FusedCyclicSGD", "cuda_built", "__version__"]
