@@ -1,0 +1,125 @@
+"""Runs lrfused's optimizers side by side with torch.optim.SGD(foreach=False) + torch's schedulers."""
+import torch
+from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
+
+import lrfused
+
+SGD_KEYS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+
+def split_kwargs(kwargs):
+    sgd = {k: v for k, v in kwargs.items() if k in SGD_KEYS}
+    schedule = {k: v for k, v in kwargs.items() if k not in SGD_KEYS}
+    return sgd, schedule
+
+
+def torch_one_cycle(groups, **kwargs):
+    sgd, schedule = split_kwargs(kwargs)
+    sgd.setdefault("momentum", 0.9)
+    schedule.pop("hold_final_lr", None)
+    opt = torch.optim.SGD(groups, lr=0.1, foreach=False, **sgd)
+    return opt, OneCycleLR(opt, **schedule)
+
+
+def torch_cyclic(groups, **kwargs):
+    sgd, schedule = split_kwargs(kwargs)
+    sgd.setdefault("momentum", 0.9)
+    opt = torch.optim.SGD(groups, lr=0.1, foreach=False, **sgd)
+    return opt, CyclicLR(opt, **schedule)
+
+
+PAIRS = {
+    "one_cycle": (lrfused.FusedOneCycleSGD, torch_one_cycle),
+    "cyclic": (lrfused.FusedCyclicSGD, torch_cyclic),
+}
+
+
+def low_precision(dtype):
+    return dtype in (torch.float16, torch.bfloat16)
+
+
+class SideBySide:
+    """The same params and grads given to lrfused and to torch (and, for float16/bfloat16, to a
+    float32 torch run that serves as the accurate reference)."""
+
+    def __init__(self, kind, group_specs, dtype, device, **kwargs):
+        """group_specs: one dict per param group, {'shapes': [...], **per-group options}."""
+        fused_cls, torch_factory = PAIRS[kind]
+        self.dtype = dtype
+        self.shapes = [list(spec["shapes"]) for spec in group_specs]
+        masters = [[torch.randn(s, dtype=torch.float32, device=device) for s in shapes] for shapes in self.shapes]
+        self.fused_params = [[m.to(dtype, copy=True) for m in group] for group in masters]
+        self.torch_params = [[m.to(dtype, copy=True) for m in group] for group in masters]
+        # Low precision: the float32 reference starts from the same (rounded) values.
+        self.exact_params = [[m.to(dtype).to(torch.float32, copy=True) for m in group] for group in masters]
+        options = [{k: v for k, v in spec.items() if k != "shapes"} for spec in group_specs]
+
+        def groups(param_lists):
+            return [{"params": ps, **o} for ps, o in zip(param_lists, options)]
+
+        self.fused = fused_cls(groups(self.fused_params), **kwargs)
+        self.torch_opt, self.torch_sched = torch_factory(groups(self.torch_params), **kwargs)
+        if low_precision(dtype):
+            self.exact_opt, self.exact_sched = torch_factory(groups(self.exact_params), **kwargs)
+
+    def all_params(self):
+        runs = [self.fused_params, self.torch_params]
+        if low_precision(self.dtype):
+            runs.append(self.exact_params)
+        return runs
+
+    def step(self, skip=()):
+        """One step of every run with the same random grads; params whose flat index is in `skip`
+        get no grad this step."""
+        index = 0
+        for group_i, shapes in enumerate(self.shapes):
+            for param_i, shape in enumerate(shapes):
+                grad = None if index in skip else torch.randn(shape, device=self.fused_params[0][0].device)
+                for run in self.all_params():
+                    p = run[group_i][param_i]
+                    p.grad = None if grad is None else grad.to(p.dtype, copy=True)
+                index += 1
+        self.fused.step()
+        self.torch_opt.step()
+        self.torch_sched.step()
+        if low_precision(self.dtype):
+            self.exact_opt.step()
+            self.exact_sched.step()
+
+    def assert_schedule_matches(self):
+        for fused_group, torch_group in zip(self.fused.param_groups, self.torch_opt.param_groups):
+            assert fused_group["lr"] == torch_group["lr"]
+            assert fused_group["momentum"] == torch_group["momentum"]
+        assert self.fused.get_last_lr() == self.torch_sched.get_last_lr()
+
+    def assert_params_match(self, step):
+        fused = [p for g in self.fused_params for p in g]
+        ref = [p for g in self.torch_params for p in g]
+        if not low_precision(self.dtype):
+            for i, (f, r) in enumerate(zip(fused, ref)):
+                torch.testing.assert_close(f, r, msg=lambda m: f"step {step}, param {i}: {m}")
+                self._assert_buffer_matches(f, r, step, i)
+            return
+        # float16/bfloat16: lrfused computes in float32 and rounds once; torch rounds after every op.
+        # lrfused must be at most twice as far as torch from the float32 run, plus one ulp of slack.
+        exact = [p for g in self.exact_params for p in g]
+        eps = torch.finfo(self.dtype).eps
+        for i, (f, r, e) in enumerate(zip(fused, ref, exact)):
+            fused_error = (f.float() - e).abs().max().item() if f.numel() else 0.0
+            torch_error = (r.float() - e).abs().max().item() if r.numel() else 0.0
+            scale = e.abs().max().item() if e.numel() else 0.0
+            assert fused_error <= 2 * torch_error + eps * max(scale, 1.0), (
+                f"step {step}, param {i}: lrfused is {fused_error:.3g} from the float32 reference, "
+                f"torch {self.dtype} is {torch_error:.3g}"
+            )
+
+    def _assert_buffer_matches(self, fused_param, torch_param, step, i):
+        fused_buf = self.fused.state.get(fused_param, {}).get("momentum_buffer")
+        torch_buf = self.torch_opt.state.get(torch_param, {}).get("momentum_buffer")
+        if torch_buf is None:
+            # torch has no buffer yet (no grad so far): ours, if allocated, was never written.
+            if fused_buf is not None:
+                assert int(self.fused.state[fused_param]["momentum_first_step"]) == lrfused._C.NEVER_WRITTEN
+            return
+        assert fused_buf is not None, f"step {step}, param {i}: torch has a momentum buffer, lrfused none"
+        torch.testing.assert_close(fused_buf, torch_buf, msg=lambda m: f"step {step}, buffer {i}: {m}")

@@ -1,0 +1,141 @@
+"""lrfused against torch.optim.SGD(foreach=False) + OneCycleLR / CyclicLR, compared after every step."""
+import pytest
+import torch
+
+from conftest import DEVICES, DTYPES, dtype_id
+from reference import SideBySide
+
+# Sizes include 1, odd sizes, an empty tensor, and one large enough to be split across threads.
+SHAPES = [(1,), (7, 3), (4097,), (0,), (33, 65), (70001,)]
+
+ONE_CYCLE_OPTIONS = {
+    "defaults": {},
+    "nesterov_decay": dict(nesterov=True, weight_decay=1e-2),
+    "dampening": dict(dampening=0.3, weight_decay=1e-3),
+    "maximize": dict(maximize=True, weight_decay=1e-2),
+    "linear": dict(anneal_strategy="linear", pct_start=0.4),
+    "three_phase": dict(three_phase=True, pct_start=0.25),
+    "fixed_momentum": dict(cycle_momentum=False, momentum=0.8, nesterov=True),
+    "no_momentum": dict(cycle_momentum=False, momentum=0.0, weight_decay=1e-2),
+    "factors": dict(div_factor=10.0, final_div_factor=100.0, base_momentum=0.5, max_momentum=0.99),
+    "zero_base_momentum": dict(base_momentum=0.0, max_momentum=0.9, dampening=0.5),
+}
+
+CYCLIC_OPTIONS = {
+    "triangular": dict(base_lr=0.01, max_lr=0.3, step_size_up=3),
+    "triangular2_asym": dict(base_lr=0.01, max_lr=0.3, step_size_up=2, step_size_down=5, mode="triangular2"),
+    "exp_range": dict(base_lr=0.01, max_lr=0.3, step_size_up=4, mode="exp_range", gamma=0.9),
+    "nesterov_decay": dict(base_lr=0.01, max_lr=0.3, step_size_up=3, nesterov=True, weight_decay=1e-2),
+    "fixed_momentum_dampening": dict(
+        base_lr=0.05, max_lr=0.2, step_size_up=3, cycle_momentum=False, momentum=0.7, dampening=0.2
+    ),
+}
+
+
+def run_and_compare(kind, group_specs, dtype, device, steps, skips=lambda step: (), **kwargs):
+    runs = SideBySide(kind, group_specs, dtype, device, **kwargs)
+    runs.assert_schedule_matches()
+    for step in range(steps):
+        runs.step(skip=skips(step))
+        runs.assert_schedule_matches()
+        runs.assert_params_match(step)
+    return runs
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("options", ONE_CYCLE_OPTIONS.values(), ids=ONE_CYCLE_OPTIONS.keys())
+def test_one_cycle_matches_torch(options, dtype, device):
+    total = 12
+    run_and_compare("one_cycle", [{"shapes": SHAPES}], dtype, device, total, max_lr=0.5, total_steps=total, **options)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("options", CYCLIC_OPTIONS.values(), ids=CYCLIC_OPTIONS.keys())
+def test_cyclic_matches_torch(options, dtype, device):
+    run_and_compare("cyclic", [{"shapes": SHAPES}], dtype, device, 17, **options)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_groups_with_their_own_values(device):
+    """Per-group max_lr / momenta from lists, and per-group weight decay and nesterov in the dicts."""
+    groups = [
+        {"shapes": [(5, 5), (300,)]},
+        {"shapes": [(5,)], "weight_decay": 0.0},
+        {"shapes": [(9, 2), (1,)], "nesterov": True, "dampening": 0.0},
+    ]
+    run_and_compare(
+        "one_cycle",
+        groups,
+        torch.float32,
+        device,
+        10,
+        max_lr=[0.1, 0.2, 0.4],
+        base_momentum=[0.8, 0.85, 0.7],
+        max_momentum=[0.9, 0.95, 0.99],
+        total_steps=10,
+        weight_decay=5e-4,
+        dampening=0.1,
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["one_cycle", "cyclic"])
+def test_params_without_grads(kind, device):
+    """A param with no grad is left alone, and its buffer starts when its first grad comes."""
+    kwargs = dict(max_lr=0.3, total_steps=9) if kind == "one_cycle" else dict(base_lr=0.01, max_lr=0.3, step_size_up=2)
+    run_and_compare(
+        kind,
+        [{"shapes": [(11,), (6, 6), (3,)]}, {"shapes": [(4,)]}],
+        torch.float32,
+        device,
+        9,
+        skips=lambda step: {0, 3} if step < 3 else ({1} if step % 2 else ()),
+        dampening=0.25,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mixed_dtypes_in_one_step(device):
+    """float32, float64 and bfloat16 params in one optimizer step, compared with torch."""
+    fused_params = [torch.randn(129, dtype=d, device=device) for d in (torch.float32, torch.float64, torch.bfloat16)]
+    torch_params = [p.clone() for p in fused_params]
+    import lrfused
+    from reference import torch_one_cycle
+
+    fused = lrfused.FusedOneCycleSGD(fused_params, max_lr=0.2, total_steps=5, weight_decay=1e-2)
+    ref, sched = torch_one_cycle(torch_params, max_lr=0.2, total_steps=5, weight_decay=1e-2)
+    for _ in range(5):
+        for f, r in zip(fused_params, torch_params):
+            grad = torch.randn_like(f)
+            f.grad, r.grad = grad, grad.clone()
+        fused.step()
+        ref.step()
+        sched.step()
+        for f, r in zip(fused_params, torch_params):
+            tolerance = {"atol": 2e-2, "rtol": 2e-2} if f.dtype == torch.bfloat16 else {}
+            torch.testing.assert_close(f, r, **tolerance)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_non_contiguous_dense_params(device):
+    """A transposed (permuted, dense) param and a grad of other strides are updated element by element."""
+    import lrfused
+    from reference import torch_one_cycle
+
+    base = torch.randn(6, 10, device=device)
+    fused_p = base.clone().t()
+    torch_p = base.clone().t()
+    fused = lrfused.FusedOneCycleSGD([fused_p], max_lr=0.3, total_steps=4, weight_decay=1e-2)
+    ref, sched = torch_one_cycle([torch_p], max_lr=0.3, total_steps=4, weight_decay=1e-2)
+    for step in range(4):
+        # Even steps: a grad with the param's strides; odd steps: a contiguous one.
+        grad = torch.randn(10, 6, device=device) if step % 2 else torch.randn(6, 10, device=device).t()
+        fused_p.grad = grad.clone(memory_format=torch.preserve_format)
+        torch_p.grad = grad.clone(memory_format=torch.preserve_format)
+        fused.step()
+        ref.step()
+        sched.step()
+        torch.testing.assert_close(fused_p, torch_p)

@@ -1,0 +1,147 @@
+"""torch.optim.Optimizer behaviour: state_dict resume, param groups, closures, hooks."""
+import copy
+import io
+
+import pytest
+import torch
+
+import lrfused
+from conftest import DEVICES
+
+
+def make_model(device):
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 2)).to(device)
+
+
+def train(model, opt, steps, seed):
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    for _ in range(steps):
+        x = torch.randn(8, 5, generator=generator).to(device)
+        opt.zero_grad()
+        model(x).square().mean().backward()
+        opt.step()
+
+
+OPTIMIZERS = {
+    "one_cycle": lambda params: lrfused.FusedOneCycleSGD(params, max_lr=0.3, total_steps=12, weight_decay=1e-3, dampening=0.1),
+    "cyclic": lambda params: lrfused.FusedCyclicSGD(params, base_lr=0.01, max_lr=0.2, step_size_up=3, mode="triangular2"),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_resume_mid_schedule_is_exact(kind, device):
+    model = make_model(device)
+    opt = OPTIMIZERS[kind](model.parameters())
+    train(model, opt, 5, seed=0)
+    saved_model = copy.deepcopy(model.state_dict())
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    train(model, opt, 7, seed=1)
+
+    resumed = make_model(device)
+    resumed.load_state_dict(saved_model)
+    resumed_opt = OPTIMIZERS[kind](resumed.parameters())
+    buffer.seek(0)
+    resumed_opt.load_state_dict(torch.load(buffer))
+    assert resumed_opt.schedule_step == 5
+    train(resumed, resumed_opt, 7, seed=1)
+
+    for a, b in zip(model.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert resumed_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    assert resumed_opt.get_last_lr() == opt.get_last_lr()
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        assert torch.equal(opt.state[p]["momentum_buffer"], resumed_opt.state[q]["momentum_buffer"])
+        assert opt.state[p]["momentum_first_step"].dtype == torch.int64
+        assert resumed_opt.state[q]["momentum_first_step"].dtype == torch.int64
+
+
+def test_state_dict_holds_the_step_counter_and_the_schedule_inputs():
+    opt = OPTIMIZERS["one_cycle"](make_model("cpu").parameters())
+    state = opt.state_dict()
+    assert int(state["schedule_step"]) == 0
+    group = state["param_groups"][0]
+    assert group["max_lr"] == 0.3 and group["initial_lr"] == 0.3 / 25.0 and group["min_lr"] == 0.3 / 25.0 / 1e4
+    assert group["total_steps"] == 12
+
+
+def test_load_state_of_torch_sgd_continues_its_momentum():
+    """Switching from torch.optim.SGD mid-training keeps the momentum buffers it built."""
+    torch_model, fused_model = make_model("cpu"), make_model("cpu")
+    torch_opt = torch.optim.SGD(torch_model.parameters(), lr=0.05, momentum=0.9, dampening=0.3)
+    train(torch_model, torch_opt, 3, seed=0)
+    fused_model.load_state_dict(torch_model.state_dict())
+
+    fused = lrfused.FusedOneCycleSGD(
+        fused_model.parameters(), max_lr=0.05, total_steps=4, cycle_momentum=False, momentum=0.9, dampening=0.3
+    )
+    fused.load_state_dict(copy.deepcopy(torch_opt.state_dict()))  # load_state_dict aliases tensors, as torch's does
+    # The reference: the same torch.optim.SGD, now driven by OneCycleLR.
+    reference = torch_opt
+    reference_sched = torch.optim.lr_scheduler.OneCycleLR(torch_opt, max_lr=0.05, total_steps=4, cycle_momentum=False)
+    assert fused.param_groups[0]["max_lr"] == 0.05  # keys SGD's state lacks keep their values
+    assert fused.state[next(fused_model.parameters())]["momentum_first_step"].item() == lrfused._C.WRITTEN_ELSEWHERE
+
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(4):
+        x = torch.randn(8, 5, generator=generator)
+        for model, opt in ((torch_model, reference), (fused_model, fused)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+        reference_sched.step()
+    for a, b in zip(torch_model.parameters(), fused_model.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_add_param_group_gets_the_schedule():
+    first, second = torch.zeros(3), torch.zeros(2)
+    opt = lrfused.FusedOneCycleSGD([first], max_lr=0.2, total_steps=10)
+    opt.add_param_group({"params": [second], "max_lr": 0.4, "weight_decay": 0.1})
+    assert opt.param_groups[1]["initial_lr"] == 0.4 / 25.0
+    lr = opt.param_groups[1]["lr"]
+    assert lr == pytest.approx(0.4 / 25.0)
+    first.grad, second.grad = torch.ones(3), torch.ones(2)
+    opt.step()
+    assert torch.equal(second, torch.full((2,), -lr))
+
+
+def test_list_valued_max_lr_is_required_for_added_groups():
+    opt = lrfused.FusedOneCycleSGD([{"params": [torch.zeros(1)]}], max_lr=[0.2], total_steps=10)
+    with pytest.raises(ValueError, match="param group 1 must give a value for max_lr"):
+        opt.add_param_group({"params": [torch.zeros(1)]})
+    assert len(opt.param_groups) == 1
+
+
+def test_closure_and_hooks():
+    p = torch.zeros(2, requires_grad=True)
+    opt = lrfused.FusedCyclicSGD([p], base_lr=0.1, max_lr=0.2, step_size_up=2)
+    calls = []
+    opt.register_step_pre_hook(lambda *args: calls.append("pre"))
+    opt.register_step_post_hook(lambda *args: calls.append("post"))
+
+    def closure():
+        opt.zero_grad()
+        loss = (p - 1).square().sum()
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert loss.item() == 2.0
+    assert calls == ["pre", "post"]
+    assert torch.allclose(p.detach(), torch.full((2,), 0.2))  # lr 0.1 * grad -2
+
+
+def test_is_a_torch_optimizer_and_zero_grad_works():
+    p = torch.zeros(2)
+    p.grad = torch.ones(2)
+    opt = lrfused.FusedOneCycleSGD([p], max_lr=0.1, total_steps=3)
+    assert isinstance(opt, torch.optim.Optimizer)
+    opt.zero_grad()
+    assert p.grad is None
+    opt.step()  # no grads: nothing changes, the schedule advances as OneCycleLR would
+    assert torch.equal(p, torch.zeros(2))
+    assert opt.schedule_step == 1
