@@ -1,0 +1,185 @@
+"""Bad input: a clear error naming the argument, raised before any param or state changes."""
+import math
+
+import pytest
+import torch
+
+import lrfused
+
+
+def one_cycle(**overrides):
+    kwargs = dict(max_lr=0.1, total_steps=10)
+    kwargs.update(overrides)
+    return lambda params: lrfused.FusedOneCycleSGD(params, **kwargs)
+
+
+def cyclic(**overrides):
+    kwargs = dict(base_lr=0.01, max_lr=0.1)
+    kwargs.update(overrides)
+    return lambda params: lrfused.FusedCyclicSGD(params, **kwargs)
+
+
+CONSTRUCTOR_ERRORS = [
+    (one_cycle(max_lr=-0.1), ValueError, r"max_lr \(param group 0\) must be >= 0.0, got -0.1"),
+    (one_cycle(max_lr=math.nan), ValueError, "max_lr .* must be finite, got nan"),
+    (one_cycle(max_lr=math.inf), ValueError, "max_lr .* must be finite, got inf"),
+    (one_cycle(max_lr="0.1"), TypeError, "max_lr .* must be a real number, got str"),
+    (one_cycle(max_lr=[0.1, 0.2]), ValueError, r"expected 1 values for max_lr \(one per param group\), got 2"),
+    (one_cycle(total_steps=None), ValueError, "total_steps is missing"),
+    (one_cycle(total_steps=0), ValueError, "total_steps must be >= 1, got 0"),
+    (one_cycle(total_steps=2.5), TypeError, "total_steps must be an int, got float"),
+    (one_cycle(total_steps=None, epochs=0, steps_per_epoch=3), ValueError, "epochs must be >= 1, got 0"),
+    (one_cycle(pct_start=1.5), ValueError, "pct_start must be <= 1.0, got 1.5"),
+    (one_cycle(pct_start=-0.1), ValueError, "pct_start must be >= 0.0, got -0.1"),
+    (one_cycle(anneal_strategy="cosine"), ValueError, "anneal_strategy must be one of 'cos', 'linear'; got 'cosine'"),
+    (one_cycle(div_factor=0.0), ValueError, "div_factor must be > 0.0, got 0.0"),
+    (one_cycle(final_div_factor=math.nan), ValueError, "final_div_factor must be finite"),
+    (one_cycle(base_momentum=-0.5), ValueError, "base_momentum .* must be >= 0.0, got -0.5"),
+    (one_cycle(max_momentum=math.inf), ValueError, "max_momentum .* must be finite"),
+    (one_cycle(cycle_momentum=False, momentum=-0.9), ValueError, "momentum .* must be >= 0.0, got -0.9"),
+    (one_cycle(weight_decay=-1e-4), ValueError, "weight_decay .* must be >= 0.0"),
+    (one_cycle(weight_decay=math.nan), ValueError, "weight_decay .* must be finite"),
+    (one_cycle(dampening=-0.1), ValueError, "dampening .* must be >= 0.0"),
+    (one_cycle(nesterov=True, cycle_momentum=False, momentum=0.0), ValueError, "nesterov=True .* requires a momentum > 0"),
+    (one_cycle(nesterov=True, dampening=0.1), ValueError, "nesterov=True .* dampening == 0"),
+    (one_cycle(nesterov="yes"), TypeError, "nesterov .* must be a bool"),
+    (one_cycle(hold_final_lr=1), TypeError, "hold_final_lr must be a bool"),
+    (cyclic(step_size_up=0), ValueError, "step_size_up must be >= 1.0, got 0"),
+    (cyclic(step_size_down=0.5), ValueError, "step_size_down must be >= 1.0, got 0.5"),
+    (cyclic(mode="triangle"), ValueError, "mode must be one of 'triangular', 'triangular2', 'exp_range'; got 'triangle'"),
+    (cyclic(gamma=0.0), ValueError, "gamma must be > 0.0, got 0.0"),
+    (cyclic(base_lr=-1.0), ValueError, r"base_lr \(param group 0\) must be >= 0.0"),
+    (cyclic(max_lr=math.nan), ValueError, "max_lr .* must be finite"),
+]
+
+
+@pytest.mark.parametrize(
+    "make, error, message", CONSTRUCTOR_ERRORS, ids=[f"{i}-{e[2][:30]}" for i, e in enumerate(CONSTRUCTOR_ERRORS)]
+)
+def test_constructor_rejects(make, error, message):
+    p = torch.randn(4)
+    before = p.clone()
+    with pytest.raises(error, match=message):
+        make([p])
+    assert torch.equal(p, before)
+
+
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        ([torch.zeros(3, dtype=torch.int64)], TypeError, "param 0 of param group 0 has dtype torch.int64"),
+        ([torch.zeros(3, dtype=torch.complex64)], TypeError, "has dtype torch.complex64"),
+        ([torch.zeros(3).to_sparse()], ValueError, "must be a dense \\(strided\\) tensor, got layout torch.sparse_coo"),
+        ([torch.zeros(4, 4)[:, ::2]], ValueError, "must be contiguous or a permutation of a contiguous tensor"),
+        ([torch.zeros(3), torch.zeros(3, device="meta")], ValueError, "all params must be on one device"),
+        ([], ValueError, "params is an empty list"),
+        (torch.zeros(3), TypeError, "params must be an iterable of Tensors or of dicts, got a single Tensor"),
+    ],
+    ids=["int", "complex", "sparse", "strided_view", "two_devices", "empty", "bare_tensor"],
+)
+def test_bad_params(params, error, message):
+    with pytest.raises(error, match=message):
+        lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10)
+
+
+def test_bad_added_group_leaves_the_optimizer_unchanged():
+    opt = lrfused.FusedOneCycleSGD([torch.zeros(2)], max_lr=0.1, total_steps=10)
+    with pytest.raises(ValueError, match="weight_decay \\(param group 1\\) must be >= 0.0"):
+        opt.add_param_group({"params": [torch.zeros(2)], "weight_decay": -1.0})
+    with pytest.raises(ValueError, match="all params must be on one device"):
+        opt.add_param_group({"params": [torch.zeros(2, device="meta")]})
+    assert len(opt.param_groups) == 1
+
+
+def snapshot(opt, params):
+    return (
+        [p.clone() for p in params],
+        {id(p): {k: v.clone() for k, v in s.items()} for p, s in opt.state.items()},
+        opt.schedule_step,
+        int(opt._step),
+    )
+
+
+def assert_unchanged(opt, params, before):
+    values, state, host_step, device_step = before
+    for p, v in zip(params, values):
+        assert torch.equal(p, v)
+    assert {id(p) for p in opt.state} == set(state)
+    for p, s in opt.state.items():
+        for k, v in s.items():
+            assert torch.equal(v, state[id(p)][k])
+    assert opt.schedule_step == host_step and int(opt._step) == device_step
+
+
+def sparse_grad(p):
+    p.grad = torch.ones(3).to_sparse()
+
+
+def double_grad(p):
+    p.grad.data = torch.ones(3, dtype=torch.float64)  # torch refuses to assign one, but .data swaps
+
+
+def resized_grad(p):
+    p.grad.set_(torch.ones(4))  # torch refuses to assign one, but a grad can be resized in place
+
+
+@pytest.mark.parametrize(
+    "make_bad_grad, message",
+    [
+        (sparse_grad, "grad of param 1 must be dense .*sparse gradients are not supported"),
+        (double_grad, "grad of param 1 must have the param's dtype Float, got Double"),
+        (resized_grad, r"grad of param 1 must have the param's shape \[3\], got \[4\]"),
+    ],
+    ids=["sparse", "dtype", "shape"],
+)
+def test_bad_grad_at_step_changes_nothing(make_bad_grad, message):
+    """A bad grad on the second param: the first param, already valid, must not move either, and
+    the momentum state the step would have created is not left behind."""
+    params = [torch.randn(5), torch.randn(3)]
+    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10, weight_decay=0.1)
+    params[0].grad = torch.ones(5)
+    params[1].grad = torch.ones(3)
+    opt.step()  # a first good step, so that state exists
+    extra = torch.randn(2)
+    opt.add_param_group({"params": [extra]})
+    extra.grad = torch.ones(2)
+    make_bad_grad(params[1])
+    before = snapshot(opt, params + [extra])
+    with pytest.raises(RuntimeError, match=message):
+        opt.step()
+    assert_unchanged(opt, params + [extra], before)
+
+
+def test_corrupt_state_dicts_are_rejected_before_loading():
+    params = [torch.randn(5), torch.randn(3)]
+    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    state = opt.state_dict()
+    before = snapshot(opt, params)
+
+    wrong_shape = {**state, "state": {0: {"momentum_buffer": torch.zeros(7)}}}
+    with pytest.raises(ValueError, match=r"momentum_buffer of param 0 has shape \(7,\), but the param has shape \(5,\)"):
+        opt.load_state_dict(wrong_shape)
+    not_a_tensor = {**state, "state": {0: {"momentum_buffer": [1.0]}}}
+    with pytest.raises(TypeError, match="momentum_buffer of param 0 must be a Tensor, got list"):
+        opt.load_state_dict(not_a_tensor)
+    negative_step = {**state, "schedule_step": torch.tensor(-3)}
+    with pytest.raises(ValueError, match=r"state_dict\['schedule_step'\] must be >= 0, got -3"):
+        opt.load_state_dict(negative_step)
+    other_groups = {**state, "param_groups": state["param_groups"] * 2}
+    with pytest.raises(ValueError, match="different number of parameter groups"):
+        opt.load_state_dict(other_groups)
+    assert_unchanged(opt, params, before)
+
+
+def test_group_values_made_invalid_after_construction_fail_the_step_cleanly():
+    p = torch.randn(4)
+    opt = lrfused.FusedOneCycleSGD([p], max_lr=0.1, total_steps=10)
+    opt.param_groups[0]["weight_decay"] = -1.0
+    p.grad = torch.ones(4)
+    before = snapshot(opt, [p])
+    with pytest.raises(RuntimeError, match="param group 0: weight_decay must be a finite number >= 0, got -1"):
+        opt.step()
+    assert_unchanged(opt, [p], before)
