@@ -63,7 +63,7 @@ with_cuda = cuda_possible and cuda_request != "0"
 sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/lrfused/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
 # -ffp-contract=off: no fused multiply-adds, so the vectorised body and the scalar tail of a loop round
 # the same way and results do not depend on how work is split across threads.
-cxx_flags = ["-O3", "-ffp-contract=off", "-fopenmp"]
+cxx_flags = ["-O3", "-ffp-contract=off", "-fopenmp", "-fvisibility=hidden"]
 define_macros = []
 if with_cuda:
     sources += sorted(glob.glob("csrc/cuda/*.cu"))

@@ -58,6 +58,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("SCHEDULE_CONSTANT") = static_cast<int>(kConstant);
   m.attr("SCHEDULE_ONE_CYCLE") = static_cast<int>(kOneCycle);
   m.attr("SCHEDULE_CYCLIC") = static_cast<int>(kCyclic);
+  m.attr("SCHEDULE_RAMP") = static_cast<int>(kRamp);
   m.attr("ANNEAL_COS") = static_cast<int>(kAnnealCos);
   m.attr("ANNEAL_LINEAR") = static_cast<int>(kAnnealLinear);
   m.attr("CYCLIC_TRIANGULAR") = static_cast<int>(kTriangular);
@@ -88,6 +89,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("step_size_down", &CyclicParams::step_size_down)
       .def_readwrite("gamma", &CyclicParams::gamma)
       .def_readwrite("mode", &CyclicParams::mode);
+  py::class_<RampParams>(m, "RampParams")
+      .def(py::init<>())
+      .def_readwrite("start_lr", &RampParams::start_lr)
+      .def_readwrite("end_lr", &RampParams::end_lr)
+      .def_readwrite("num_steps", &RampParams::num_steps)
+      .def_readwrite("exponential", &RampParams::exponential);
   py::class_<Schedule>(m, "Schedule")
       .def(py::init<>())
       .def_readwrite("kind", &Schedule::kind)
@@ -95,7 +102,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("lr", &Schedule::lr)
       .def_readwrite("momentum", &Schedule::momentum)
       .def_readwrite("one_cycle", &Schedule::one_cycle)
-      .def_readwrite("cyclic", &Schedule::cyclic);
+      .def_readwrite("cyclic", &Schedule::cyclic)
+      .def_readwrite("ramp", &Schedule::ramp);
   py::class_<GroupConfig>(m, "GroupConfig")
       .def(py::init<>())
       .def_readwrite("schedule", &GroupConfig::schedule)

@@ -44,6 +44,15 @@ def spread_per_group(groups, defaults, name, value, per_group_values):
         defaults[name] = value
 
 
+def _refuse_state_creation_in_capture(param):
+    """Momentum state made inside a CUDA graph capture would be re-zeroed on every replay."""
+    if param.is_cuda and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError(
+            "step() is being captured in a CUDA graph before the optimizer's momentum state exists: "
+            "take at least one eager step (with every param that will have a grad) before capturing"
+        )
+
+
 class ScheduledFusedSGD(Optimizer):
     def __init__(self, params, defaults):
         self._device = None
@@ -184,6 +193,7 @@ class ScheduledFusedSGD(Optimizer):
                     continue
                 state = self.state[p]
                 if MOMENTUM_BUFFER not in state:
+                    _refuse_state_creation_in_capture(p)
                     created.append(p)
                     state[MOMENTUM_BUFFER] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state[MOMENTUM_FIRST_STEP] = torch.full((), _C.NEVER_WRITTEN, dtype=torch.int64, device=p.device)

@@ -17,8 +17,8 @@ void check_finite_nonnegative(double value, const char* name, size_t group) {
 
 void check_group(const GroupConfig& g, size_t index) {
   const Schedule& s = g.schedule;
-  TORCH_CHECK(s.kind == kConstant || s.kind == kOneCycle || s.kind == kCyclic, "param group ", index,
-              ": unknown schedule kind ", s.kind);
+  TORCH_CHECK(s.kind == kConstant || s.kind == kOneCycle || s.kind == kCyclic || s.kind == kRamp,
+              "param group ", index, ": unknown schedule kind ", s.kind);
   check_finite_nonnegative(g.weight_decay, "weight_decay", index);
   check_finite_nonnegative(g.dampening, "dampening", index);
   check_finite_nonnegative(s.momentum, "momentum", index);
@@ -37,6 +37,12 @@ void check_group(const GroupConfig& g, size_t index) {
     check_finite_nonnegative(p.min_lr, "min_lr", index);
     check_finite_nonnegative(p.base_momentum, "base_momentum", index);
     check_finite_nonnegative(p.max_momentum, "max_momentum", index);
+  } else if (s.kind == kRamp) {
+    const RampParams& p = s.ramp;
+    TORCH_CHECK(p.num_steps >= 2, "param group ", index, ": num_steps must be >= 2, got ", p.num_steps);
+    TORCH_CHECK(std::isfinite(p.start_lr) && std::isfinite(p.end_lr) && p.start_lr > 0.0 && p.end_lr > p.start_lr,
+                "param group ", index, ": the ramp needs finite 0 < start_lr < end_lr, got ", p.start_lr, " and ",
+                p.end_lr);
   } else {
     const CyclicParams& p = s.cyclic;
     TORCH_CHECK(p.step_size_up >= 1 && p.step_size_down >= 1, "param group ", index,

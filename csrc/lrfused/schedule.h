@@ -20,7 +20,7 @@
 
 namespace lrfused {
 
-enum ScheduleKind : int32_t { kConstant = 0, kOneCycle = 1, kCyclic = 2 };
+enum ScheduleKind : int32_t { kConstant = 0, kOneCycle = 1, kCyclic = 2, kRamp = 3 };
 enum AnnealStrategy : int32_t { kAnnealCos = 0, kAnnealLinear = 1 };
 enum CyclicMode : int32_t { kTriangular = 0, kTriangular2 = 1, kExpRange = 2 };
 
@@ -49,6 +49,15 @@ struct CyclicParams {
   int32_t mode = kTriangular;
 };
 
+// The LR range test's sweep: from start_lr at step 0 to end_lr at step num_steps - 1 (both exact),
+// geometric or linear in between, then held at end_lr. Momentum is constant.
+struct RampParams {
+  double start_lr = 1e-7;
+  double end_lr = 10.0;
+  int64_t num_steps = 100;
+  bool exponential = true;
+};
+
 struct Schedule {
   int32_t kind = kConstant;
   bool cycle_momentum = false;
@@ -56,6 +65,7 @@ struct Schedule {
   double momentum = 0.0;  // used whenever cycle_momentum is false
   OneCycleParams one_cycle;
   CyclicParams cyclic;
+  RampParams ramp;
 };
 
 struct ScheduleValue {
@@ -140,6 +150,20 @@ LRFUSED_HOST_DEVICE inline ScheduleValue cyclic_value(const CyclicParams& p, boo
   return v;
 }
 
+LRFUSED_HOST_DEVICE inline double ramp_lr(const RampParams& p, int64_t step) {
+  if (step <= 0) {
+    return p.start_lr;
+  }
+  if (step >= p.num_steps - 1) {
+    return p.end_lr;
+  }
+  const double t = static_cast<double>(step) / static_cast<double>(p.num_steps - 1);
+  if (p.exponential) {
+    return p.start_lr * pow(p.end_lr / p.start_lr, t);
+  }
+  return p.start_lr + (p.end_lr - p.start_lr) * t;
+}
+
 }  // namespace detail
 
 // LR and momentum of optimizer step `step` (0-based): the values torch's scheduler shows after
@@ -150,6 +174,8 @@ LRFUSED_HOST_DEVICE inline ScheduleValue schedule_value(const Schedule& s, int64
       return detail::one_cycle_value(s.one_cycle, s.cycle_momentum, s.momentum, step);
     case kCyclic:
       return detail::cyclic_value(s.cyclic, s.cycle_momentum, s.momentum, step);
+    case kRamp:
+      return ScheduleValue{detail::ramp_lr(s.ramp, step), s.momentum};
     default:
       return ScheduleValue{s.lr, s.momentum};
   }

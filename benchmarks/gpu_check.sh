@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The prepared check for a lent GPU machine (torch + CUDA already installed, no registries).
+# From the repo root:   OUT=/some/dir bash benchmarks/gpu_check.sh
+# Builds the extension there, runs the test suite (CUDA tests included), then the GPU report
+# (fused step vs torch fused SGD + OneCycleLR vs the copy floor, kernels per step, graph replay).
+# Logs under $OUT. Finishes well inside 8 minutes on an H200.
+set -uo pipefail
+OUT=${OUT:-/tmp/lrfused_gpu_check}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+status=0
+
+echo "== machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+$PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
+
+echo "== build"
+start=$(date +%s)
+if ! LRFUSED_CUDA=1 MAX_JOBS=${MAX_JOBS:-16} timeout 300 $PY setup.py build_ext --inplace >"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"
+  echo "BUILD FAILED"
+  exit 1
+fi
+grep "lrfused: building" "$OUT/build.log"
+echo "built in $(( $(date +%s) - start ))s"
+
+echo "== tests"
+timeout 240 $PY -m pytest tests -q -x -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -15 || status=1
+
+echo "== report"
+(cd benchmarks && timeout 240 $PY gpu_report.py --json "$OUT/report.json") 2>&1 | tee "$OUT/report.txt" || status=1
+exit $status

@@ -1,0 +1,186 @@
+"""python -m lrfused.find: the LR range test from the command line.
+
+With no arguments it sweeps a small CNN on the bundled 8x8 digits. Exit codes: 0 done, 1 the sweep
+could not read a curve (e.g. the loss is not finite from the first step), 2 a usage error.
+"""
+import argparse
+import importlib
+import json
+import os
+import sys
+import tempfile
+
+import torch
+
+from lrfused.find import builtin
+from lrfused.find.range_test import range_test
+
+
+class UsageError(Exception):
+    """A mistake in the command line: reported in one line, exit code 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m lrfused.find",
+        description="Leslie Smith's LR range test: sweep the LR, find the bounds for 1cycle / cyclical training.",
+    )
+    parser.add_argument("--model", metavar="MODULE:CALLABLE", help="a callable returning an nn.Module (default: a small CNN for the digits)")
+    parser.add_argument("--data", metavar="MODULE:CALLABLE", help="a callable returning an iterable of (inputs, targets) batches or a DataLoader (default: the bundled 8x8 digits)")
+    parser.add_argument("--loss", metavar="MODULE:CALLABLE", help="loss(outputs, targets), or a callable returning such a loss module (default: cross-entropy)")
+    parser.add_argument("--start-lr", type=float, default=1e-7)
+    parser.add_argument("--end-lr", type=float, default=10.0)
+    parser.add_argument("--num-iter", type=int, default=100)
+    parser.add_argument("--mode", choices=("exp", "linear"), default="exp")
+    parser.add_argument("--smooth", type=float, default=0.95, help="EMA factor of the smoothed loss, in [0, 1)")
+    parser.add_argument("--diverge-threshold", type=float, default=4.0, help="stop when the smoothed loss rises (threshold - 1) x |best| above the best")
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the model's initialisation and the data order")
+    parser.add_argument("--out", default="lr_find_out", metavar="DIR", help="where lr_find.png and lr_find.json go")
+    parser.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-cuda-graph", action="store_true", help="run the sweep eagerly on CUDA too")
+    return parser
+
+
+def load_callable(spec, what):
+    if ":" not in spec:
+        raise UsageError(f"--{what} must look like module:callable, got {spec!r}")
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise UsageError(f"--{what} {spec}: cannot import {module_name!r} ({error})") from None
+    target = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise UsageError(f"--{what} {spec}: {module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise UsageError(f"--{what} {spec}: {attr!r} is not callable")
+    return target
+
+
+def build_model(args, device):
+    if args.model is None:
+        model = builtin.digits_cnn()
+    else:
+        factory = load_callable(args.model, "model")
+        model = factory()
+        if not isinstance(model, torch.nn.Module):
+            raise UsageError(f"--model {args.model} returned {type(model).__name__}, not a torch.nn.Module")
+    return model.to(device)
+
+
+def build_data(args):
+    if args.data is None:
+        return builtin.digits_loader(seed=args.seed)
+    data = load_callable(args.data, "data")()
+    if not hasattr(data, "__iter__"):
+        raise UsageError(f"--data {args.data} returned {type(data).__name__}, not an iterable of (inputs, targets)")
+    return data
+
+
+def build_loss(args):
+    if args.loss is None:
+        return torch.nn.CrossEntropyLoss()
+    loss = load_callable(args.loss, "loss")
+    if isinstance(loss, type):  # a loss class such as torch.nn.MSELoss
+        loss = loss()
+    return loss
+
+
+def check_args(args):
+    if not args.start_lr > 0 or not args.end_lr > 0:
+        raise UsageError(f"--start-lr and --end-lr must be > 0, got {args.start_lr} and {args.end_lr}")
+    if args.start_lr >= args.end_lr:
+        raise UsageError(f"--start-lr must be below --end-lr, got {args.start_lr} >= {args.end_lr}")
+    if args.num_iter < 2:
+        raise UsageError(f"--num-iter must be >= 2, got {args.num_iter}")
+    if not 0 <= args.smooth < 1:
+        raise UsageError(f"--smooth must be in [0, 1), got {args.smooth}")
+    if not args.diverge_threshold > 1:
+        raise UsageError(f"--diverge-threshold must be > 1, got {args.diverge_threshold}")
+    if not args.momentum >= 0 or not args.weight_decay >= 0:
+        raise UsageError(f"--momentum and --weight-decay must be >= 0, got {args.momentum} and {args.weight_decay}")
+
+
+def resolve_device(name):
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r} is not a device (try cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA GPU is available")
+    return device
+
+
+def prepare_out(path):
+    """Creates --out and makes sure it is writable, before any work."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise UsageError(f"--out {path}: cannot write there ({error.strerror or error})") from None
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_args(args)
+        device = resolve_device(args.device)
+        prepare_out(args.out)
+        torch.manual_seed(args.seed)
+        model = build_model(args, device)
+        data = build_data(args)
+        loss_fn = build_loss(args)
+        result = range_test(
+            model,
+            data,
+            loss_fn,
+            start_lr=args.start_lr,
+            end_lr=args.end_lr,
+            num_iter=args.num_iter,
+            mode=args.mode,
+            smooth=args.smooth,
+            diverge_threshold=args.diverge_threshold,
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            cuda_graph=not args.no_cuda_graph,
+            progress=not args.no_progress and not args.json,
+        )
+    except UsageError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except (TypeError, ValueError) as error:  # arguments, or a model, data and loss that do not fit
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"{parser.prog}: interrupted; the model was restored\n")
+    except Exception as error:  # the user's model, data or loss failed during the sweep
+        parser.exit(1, f"{parser.prog}: error: the sweep failed: {type(error).__name__}: {error}\n")
+
+    json_path = os.path.join(args.out, "lr_find.json")
+    png_path = os.path.join(args.out, "lr_find.png")
+    with open(json_path, "w") as f:
+        f.write(result.to_json())
+    if result.lrs:
+        result.plot(png_path)
+    if args.json:
+        print(result.to_json())
+    else:
+        print(result.summary())
+        print(f"  wrote {json_path}" + (f" and {png_path}" if result.lrs else ""))
+    if result.recommendation is None:
+        if not args.json:
+            print("error: no usable loss curve (is the loss finite at the first step?)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The range test's numbers: smoothing, divergence, suggestions and the recommended settings.
+
+Definitions (all on the bias-corrected exponential moving average of the loss, "smoothed"):
+
+- smoothed[i] = avg[i] / (1 - beta ** (i + 1)), avg[i] = beta * avg[i - 1] + (1 - beta) * loss[i],
+  avg[-1] = 0: the bias correction makes the first values true averages, not pulled towards 0.
+- diverged at step i: loss[i] is not finite, or smoothed[i] - best > (threshold - 1) * |best| with
+  best = min(smoothed[:i]). For positive losses this is the classic smoothed[i] > threshold * best;
+  written as a rise over |best| it also holds for losses that go negative.
+- minimum: the LR at the lowest smoothed loss, divided by 10.
+- steep: the LR of steepest descent, d smoothed / d log10(lr) most negative, before the minimum.
+- valley (fastai): the middle of the longest stretch over which the smoothed loss keeps falling (its
+  longest decreasing subsequence from start to end): the LR at start + int(L/3) + int(L/6),
+  L = end - start.
+
+The recommended 1cycle max_lr is a third of the LR at the lowest smoothed loss: half a decade below
+where the loss stops falling, not at the minimum itself, where training is already unstable. The
+cyclical band is [max_lr / 4, max_lr], within Smith's base_lr = max_lr / 3 to max_lr / 10.
+"""
+import math
+
+import numpy as np
+
+MAX_LR_DIVISOR = 3.0  # recommended max_lr = LR at the smoothed minimum / 3
+BASE_LR_DIVISOR = 4.0  # recommended base_lr = max_lr / 4
+
+
+def smooth(losses, beta):
+    """Bias-corrected exponential moving average; non-finite losses make the rest non-finite."""
+    smoothed, avg = [], 0.0
+    for i, loss in enumerate(losses):
+        avg = beta * avg + (1 - beta) * loss
+        smoothed.append(avg / (1 - beta ** (i + 1)))
+    return smoothed
+
+
+def diverged(loss, smoothed, best, threshold):
+    if not math.isfinite(loss) or not math.isfinite(smoothed):
+        return True
+    return best is not None and smoothed - best > (threshold - 1) * abs(best)
+
+
+def first_divergence(losses, smoothed, threshold):
+    """Index of the first diverged step, or None."""
+    best = None
+    for i, (loss, s) in enumerate(zip(losses, smoothed)):
+        if diverged(loss, s, best, threshold):
+            return i
+        best = s if best is None else min(best, s)
+    return None
+
+
+def suggest(lrs, smoothed):
+    """{'valley', 'steep', 'minimum'}: LRs, or None where the curve is too short to say."""
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(smoothed, dtype=float)
+    if len(losses) < 3:
+        return {"valley": None, "steep": None, "minimum": None}
+    lowest = int(np.argmin(losses))
+    out = {"minimum": float(lrs[lowest] / 10)}
+    if lowest >= 2:
+        slopes = np.gradient(losses[: lowest + 1], np.log10(lrs[: lowest + 1]))
+        out["steep"] = float(lrs[int(np.argmin(slopes))])
+    else:
+        out["steep"] = None
+    out["valley"] = float(lrs[valley_index(losses)])
+    return out
+
+
+def valley_index(losses):
+    """fastai's valley: the middle of the longest decreasing subsequence of the loss."""
+    n = len(losses)
+    run = [1] * n  # run[i]: length of the longest decreasing subsequence ending at i
+    max_start, max_end = 0, 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+        if run[max_end] < run[i]:
+            max_end = i
+            max_start = max_end - run[max_end]
+    sections = (max_end - max_start) / 3
+    return max_start + int(sections) + int(sections / 2)
+
+
+def recommend(suggestions, end_lr):
+    """The recommended max_lr (1cycle) and [base_lr, max_lr] (cyclical), or None without a curve."""
+    if suggestions.get("minimum") is None:
+        return None
+    lr_at_minimum = suggestions["minimum"] * 10
+    max_lr = lr_at_minimum / MAX_LR_DIVISOR
+    base_lr = max_lr / BASE_LR_DIVISOR
+    return {
+        "max_lr": max_lr,
+        "base_lr": base_lr,
+        "lr_at_minimum": lr_at_minimum,
+        # The loss still fell at the end of the sweep: the true bound may lie higher.
+        "still_falling_at_end": lr_at_minimum >= end_lr * 0.999,
+        "base_lr": base_lr,
+        "one_cycle": f"lrfused.FusedOneCycleSGD(model.parameters(), max_lr={max_lr:.3g}, total_steps=len(loader) * epochs)",
+        "cyclic": (
+            f"lrfused.FusedCyclicSGD(model.parameters(), base_lr={base_lr:.3g}, max_lr={max_lr:.3g}, "
+            "step_size_up=4 * len(loader))"
+        ),
+    }

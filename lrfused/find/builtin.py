@@ -1,0 +1,36 @@
+"""The built-in default: a small CNN on the bundled 8x8 handwritten digits (real data, no download)."""
+import os
+
+import numpy as np
+import torch
+
+DIGITS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "digits.npz")
+
+
+def digits_tensors():
+    """(images, labels): float32 images of shape (1797, 1, 8, 8) scaled to [0, 1], int64 labels."""
+    with np.load(DIGITS) as f:
+        images = torch.from_numpy(f["images"].astype(np.float32) / 16.0).unsqueeze(1)
+        labels = torch.from_numpy(f["labels"].astype(np.int64))
+    return images, labels
+
+
+def digits_loader(batch_size=64, seed=0):
+    """A shuffled DataLoader over the digits, its order fixed by `seed`."""
+    images, labels = digits_tensors()
+    dataset = torch.utils.data.TensorDataset(images, labels)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
+
+
+def digits_cnn():
+    """Two 3x3 convolutions and a linear classifier: 8x8 digits -> 10 classes."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 4 * 4, 10),
+    )

@@ -1,0 +1,131 @@
+"""range_test(): Leslie Smith's LR range test on any model and data, model restored afterwards."""
+import math
+import time
+
+import torch
+
+from lrfused._checks import check_bool, check_int, check_number
+from lrfused.find import analysis
+from lrfused.find.restore import Snapshot
+from lrfused.find.result import RangeTestResult
+from lrfused.find.sweep import SweepConfig, run_sweep
+from lrfused.ramp import check_ramp, ramp_lr
+
+
+def range_test(
+    model,
+    data,
+    loss_fn=None,
+    *,
+    start_lr=1e-7,
+    end_lr=10.0,
+    num_iter=100,
+    mode="exp",
+    smooth=0.95,
+    diverge_threshold=4.0,
+    momentum=0.9,
+    weight_decay=0.0,
+    nesterov=False,
+    check_every=None,
+    cuda_graph=True,
+    progress=True,
+    optimizers=(),
+):
+    """Sweeps the LR from start_lr to end_lr over num_iter training steps and returns what it found.
+
+    model: an nn.Module, on the device to sweep on. data: an iterable of (inputs, targets) batches
+    (a DataLoader, a list...), cycled when it runs out; a one-shot iterator that runs out ends the
+    sweep ("out_of_data"). loss_fn(model(inputs), targets) -> scalar, cross-entropy by default.
+
+    Step i (0-based) trains at lr_i = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for
+    mode='exp' (start_lr + (end_lr - start_lr) * i / (num_iter - 1) for 'linear'): exactly start_lr
+    at the first step and end_lr at the last. SGD with `momentum`, `weight_decay`, `nesterov`,
+    the whole step in one fused kernel. The sweep stops when it diverges (see
+    lrfused.find.analysis), checking every `check_every` steps (1 on CPU, 10 on CUDA by default).
+    On CUDA the step is captured in a CUDA graph unless cuda_graph=False.
+
+    The model's parameters, buffers, grads and train/eval modes, the state of any `optimizers`
+    given, and the RNG states are restored bit for bit afterwards: on completion, on divergence,
+    on an exception and on KeyboardInterrupt.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if next(model.parameters(), None) is None:
+        raise ValueError("model has no parameters")
+    check_ramp(start_lr, end_lr, num_iter, mode)
+    check_number("smooth", smooth, maximum=0.999999)
+    check_number("diverge_threshold", diverge_threshold, minimum=1.0, strictly_above=True)
+    check_bool("cuda_graph", cuda_graph)
+    if loss_fn is None:
+        loss_fn = torch.nn.CrossEntropyLoss()
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    device = next(model.parameters()).device
+    if check_every is None:
+        check_every = 10 if device.type == "cuda" else 1
+    check_int("check_every", check_every, minimum=1)
+    config = SweepConfig(
+        start_lr=float(start_lr),
+        end_lr=float(end_lr),
+        num_iter=num_iter,
+        mode=mode,
+        smooth=float(smooth),
+        diverge_threshold=float(diverge_threshold),
+        momentum=momentum,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
+        check_every=check_every,
+        cuda_graph=cuda_graph,
+    )
+
+    started = time.perf_counter()
+    snapshot = Snapshot(model, optimizers, cuda=device.type == "cuda")
+    bar = _progress_bar(num_iter, progress)
+    try:
+        record = run_sweep(model, data, loss_fn, config, bar)
+    finally:
+        bar.close()
+        snapshot.restore()
+
+    losses = record.losses[: record.diverged_at + 1] if record.diverged_at is not None else record.losses
+    lrs = [ramp_lr(start_lr, end_lr, num_iter, mode, i) for i in range(len(losses))]
+    smoothed = analysis.smooth(losses, config.smooth)
+    # Suggestions read the curve before divergence: the diverged step itself is shown, not used.
+    usable = len(losses) - 1 if record.diverged_at is not None else len(losses)
+    suggestions = analysis.suggest(lrs[:usable], smoothed[:usable])
+    if not all(math.isfinite(s) for s in smoothed[:usable]):
+        suggestions = {name: None for name in suggestions}
+    timings = dict(record.timings)
+    timings["total_s"] = time.perf_counter() - started
+    if record.timings.get("steps"):
+        timings["ms_per_step"] = 1e3 * record.timings["sweep_s"] / record.timings["steps"]
+    return RangeTestResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        suggestions=suggestions,
+        recommendation=analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr),
+        end={"reason": record.end, "step": record.diverged_at, "passes": record.passes},
+        timings=timings,
+        path=record.path,
+        fallback_reason=record.fallback_reason,
+        config={**vars(config), "device": str(device)},
+    )
+
+
+class _NoProgress:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(total, enabled):
+    if not enabled:
+        return _NoProgress()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is optional: no bar without it
+        return _NoProgress()
+    return tqdm(total=total, desc="LR range test", unit="step", leave=False)

@@ -1,0 +1,122 @@
+"""RangeTestResult: what a sweep found, as a table, a JSON-ready dict and a plot."""
+import json
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RangeTestResult:
+    lrs: list  # the LR of every recorded step
+    losses: list  # its raw loss
+    smoothed: list  # its smoothed loss (see lrfused.find.analysis)
+    suggestions: dict  # valley / steep / minimum: an LR or None
+    recommendation: dict  # max_lr, base_lr and the calls to paste, or None
+    end: dict  # {"reason": completed | diverged | out_of_data, "step": int or None, "passes": int}
+    timings: dict
+    path: str  # eager | cuda_graph
+    fallback_reason: str = None
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        return {
+            "steps": [
+                {"step": i, "lr": lr, "loss": loss, "smoothed_loss": s}
+                for i, (lr, loss, s) in enumerate(zip(self.lrs, self.losses, self.smoothed))
+            ],
+            "suggestions": self.suggestions,
+            "recommendation": self.recommendation,
+            "end": self.end,
+            "timings": self.timings,
+            "path": self.path,
+            "fallback_reason": self.fallback_reason,
+            "config": self.config,
+        }
+
+    def to_json(self):
+        # NaN/inf losses are written as null: JSON has no spelling for them.
+        return json.dumps(_finite_or_none(self.to_dict()), indent=1)
+
+    def summary(self):
+        """A short table of the suggestions and the recommended settings."""
+        lines = [f"LR range test: {self.end_text()}, {len(self.lrs)} steps in {self.timings.get('sweep_s', 0):.2f}s ({self.path})"]
+        if self.fallback_reason:
+            lines.append(f"  note: {self.fallback_reason}")
+        lines.append(f"  {'suggestion':<10} {'lr':>10}")
+        for name in ("valley", "steep", "minimum"):
+            lr = self.suggestions.get(name)
+            lines.append(f"  {name:<10} {'-' if lr is None else format(lr, '.3g'):>10}")
+        if self.recommendation is None:
+            lines.append("  no recommendation: the loss curve is too short (or not finite) to read")
+        else:
+            r = self.recommendation
+            lines.append(f"  the smoothed loss bottoms out at lr {r['lr_at_minimum']:.3g}")
+            if r["still_falling_at_end"]:
+                lines.append("  warning: the loss was still falling at the last LR: sweep to a higher --end-lr")
+            lines.append(f"  recommended 1cycle max_lr {r['max_lr']:.3g}; cyclical band [{r['base_lr']:.3g}, {r['max_lr']:.3g}]")
+            lines.append(f"    {r['one_cycle']}")
+            lines.append(f"    {r['cyclic']}")
+        return "\n".join(lines)
+
+    def end_text(self):
+        if self.end["reason"] == "diverged":
+            return f"diverged at step {self.end['step']}"
+        if self.end["reason"] == "out_of_data":
+            return f"ran out of data after {len(self.lrs)} steps"
+        return "completed"
+
+    def plot(self, path=None, ax=None):
+        """Loss vs LR (log x): raw and smoothed, the suggestions marked, the recommended max_lr and
+        the cyclical band shaded. Saves to `path` if given; returns the matplotlib Axes."""
+        import matplotlib
+
+        if ax is None and path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig = None
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.plot(self.lrs, self.losses, color="0.75", linewidth=1, label="loss")
+        ax.plot(self.lrs, self.smoothed, color="C0", linewidth=2, label="smoothed loss")
+        markers = {"valley": ("C1", "o"), "steep": ("C2", "v"), "minimum": ("C3", "s")}
+        for name, (color, marker) in markers.items():
+            lr = self.suggestions.get(name)
+            if lr is not None:
+                ax.plot([lr], [_smoothed_at(self, lr)], marker=marker, color=color, linestyle="none",
+                        markersize=8, label=f"{name} {lr:.2g}")
+        if self.recommendation is not None:
+            r = self.recommendation
+            ax.axvspan(r["base_lr"], r["max_lr"], color="C1", alpha=0.15, label="cyclical [base_lr, max_lr]")
+            ax.axvline(r["max_lr"], color="C1", linestyle="--", label=f"1cycle max_lr {r['max_lr']:.2g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        ax.set_title(f"LR range test ({self.end_text()})")
+        finite = [s for s in self.smoothed if math.isfinite(s)]
+        if finite:  # frame the smoothed curve; raw spikes may leave the plot
+            low, high = min(finite), max(finite)
+            pad = 0.1 * (high - low or abs(high) or 1.0)
+            ax.set_ylim(low - pad, high + pad)
+        ax.legend(fontsize=8)
+        ax.grid(True, which="major", alpha=0.3)
+        if fig is not None:
+            fig.tight_layout()
+            if path is not None:
+                fig.savefig(path, dpi=120)
+                plt.close(fig)
+        return ax
+
+
+def _smoothed_at(result, lr):
+    i = min(range(len(result.lrs)), key=lambda k: abs(result.lrs[k] - lr))
+    return result.smoothed[i]
+
+
+def _finite_or_none(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value

@@ -1,0 +1,234 @@
+"""The sweep: train for num_iter steps while FusedRampSGD raises the LR, and record every step's loss.
+
+Each step writes its loss into a device-side history at the index of the optimizer's step counter,
+so the host reads losses (and checks for divergence) only every `check_every` steps: one sync per
+chunk. On CUDA, after a few eager warm-up steps, the training step (forward, backward, loss write,
+fused step with the ramp computed in the kernel) is captured in a CUDA graph and replayed; the host
+only copies each batch into static input buffers. Anything the capture cannot handle falls back to
+eager steps, with the reason recorded.
+"""
+import collections.abc
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from lrfused.find.analysis import diverged
+from lrfused.ramp import FusedRampSGD
+
+WARMUP_STEPS = 3  # eager steps before capture: the optimizer state and autograd's buffers exist then
+PRELOAD_FRACTION = 0.25  # preload the sweep's batches if they take at most this share of free memory
+
+
+class OutOfData(Exception):
+    """A one-shot iterator (or an empty iterable) had no further batch."""
+
+
+@dataclass
+class SweepConfig:
+    start_lr: float
+    end_lr: float
+    num_iter: int
+    mode: str
+    smooth: float
+    diverge_threshold: float
+    momentum: float
+    weight_decay: float
+    nesterov: bool
+    check_every: int
+    cuda_graph: bool
+
+
+@dataclass
+class SweepRecord:
+    losses: list = field(default_factory=list)
+    end: str = "completed"  # completed | diverged | out_of_data
+    diverged_at: int = None
+    path: str = "eager"  # eager | cuda_graph
+    fallback_reason: str = None
+    passes: int = 1  # passes over the data (it is cycled)
+    timings: dict = field(default_factory=dict)
+
+
+class Batches:
+    """(inputs, targets) batches from `data`, starting a new pass when one ends, unless `data` is a
+    one-shot iterator (then OutOfData)."""
+
+    def __init__(self, data):
+        self._data = data
+        self._one_shot = isinstance(data, collections.abc.Iterator)
+        self._iterator = iter(data)
+        self.passes = 1
+
+    def next(self):
+        try:
+            return _as_pair(next(self._iterator))
+        except StopIteration:
+            pass
+        if self._one_shot:
+            raise OutOfData
+        self._iterator = iter(self._data)
+        self.passes += 1
+        try:
+            return _as_pair(next(self._iterator))
+        except StopIteration:
+            raise OutOfData from None
+
+
+def _as_pair(batch):
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(f"data must yield (inputs, targets) pairs, got {type(batch).__name__}")
+    return batch
+
+
+class _Smoother:
+    """Bias-corrected EMA of the loss and the divergence rule, fed one loss at a time."""
+
+    def __init__(self, beta, threshold):
+        self.beta, self.threshold = beta, threshold
+        self.avg, self.count, self.best = 0.0, 0, None
+
+    def add(self, loss):
+        """Returns whether the sweep diverged at this loss."""
+        self.count += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * loss
+        smoothed = self.avg / (1 - self.beta**self.count)
+        if diverged(loss, smoothed, self.best, self.threshold):
+            return True
+        self.best = smoothed if self.best is None else min(self.best, smoothed)
+        return False
+
+
+def _to_device(x, device):
+    return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
+
+
+def run_sweep(model, data, loss_fn, config, progress):
+    """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord."""
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no parameters that require grad: there is nothing to sweep")
+    opt = FusedRampSGD(
+        params,
+        start_lr=config.start_lr,
+        end_lr=config.end_lr,
+        num_iter=config.num_iter,
+        mode=config.mode,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
+    )
+    history = torch.full((config.num_iter,), math.nan, dtype=torch.float32, device=device)
+    batches = Batches(data)
+    record = SweepRecord()
+    model.train()
+
+    def train_step(x, y, set_to_none=True):
+        opt.zero_grad(set_to_none=set_to_none)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        # The loss lands at history[step counter], read from the device: no sync, graph-safe.
+        history.index_copy_(0, opt._step.view(1).clamp(max=config.num_iter - 1), loss.detach().float().reshape(1))
+        opt.step()
+
+    graph = None
+    use_graph = config.cuda_graph and device.type == "cuda"
+    smoother = _Smoother(config.smooth, config.diverge_threshold)
+    checked, step = 0, 0
+    start = time.perf_counter()
+    stream = torch.cuda.Stream() if use_graph else None
+    static_x = static_y = preloaded = None
+    try:
+        while step < config.num_iter:
+            try:
+                x, y = batches.next()
+            except OutOfData:
+                record.end = "out_of_data"
+                break
+            x, y = _to_device(x, device), _to_device(y, device)
+            if use_graph and step == 0:
+                preloaded = _preload(batches, x, y, config.num_iter, device)
+            if use_graph and step >= WARMUP_STEPS and graph is None and record.fallback_reason is None:
+                static_x, static_y = x.clone(), y.clone()
+                graph, reason = _capture(train_step, static_x, static_y, opt)
+                if graph is None:
+                    record.fallback_reason = reason
+                    use_graph = False
+                record.timings["capture_s"] = time.perf_counter() - start
+            if graph is not None and x.shape == static_x.shape and y.shape == static_y.shape:
+                static_x.copy_(x, non_blocking=True)
+                static_y.copy_(y, non_blocking=True)
+                graph.replay()
+            elif use_graph and step < WARMUP_STEPS:
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    train_step(x, y)
+                torch.cuda.current_stream().wait_stream(stream)
+            else:  # CPU, a fallback, or a batch whose shape the graph was not captured for
+                train_step(x, y, set_to_none=graph is None)
+            step += 1
+            if preloaded is not None:
+                batches = preloaded
+            if step - checked >= config.check_every or step == config.num_iter:
+                losses = history[checked:step].tolist()  # the one sync of this chunk
+                for i, loss in enumerate(losses, start=checked):
+                    record.losses.append(loss)
+                    if smoother.add(loss):
+                        record.end, record.diverged_at = "diverged", i
+                        break
+                progress.update(step - checked)
+                checked = step
+                if record.end == "diverged":
+                    break
+    finally:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        record.timings["sweep_s"] = time.perf_counter() - start
+        record.timings["steps"] = step
+    record.path = "cuda_graph" if graph is not None else "eager"
+    record.passes = getattr(batches, "passes", 1)
+    return record
+
+
+def _capture(train_step, static_x, static_y, opt):
+    """A CUDA graph of one training step, or (None, reason) if it cannot be captured."""
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)  # grads are allocated inside the graph's pool, static across replays
+    try:
+        with torch.cuda.graph(graph):
+            train_step(static_x, static_y, set_to_none=False)
+    except Exception as error:  # the model syncs, allocates host memory, has dynamic control flow...
+        torch.cuda.synchronize()
+        return None, f"CUDA graph capture failed ({type(error).__name__}: {str(error).splitlines()[0]}); ran eager"
+    return graph, None
+
+
+class _Preloaded:
+    """The sweep's remaining batches, already on the device."""
+
+    def __init__(self, items, passes):
+        self._items = collections.deque(items)
+        self.passes = passes
+
+    def next(self):
+        if not self._items:
+            raise OutOfData
+        return self._items.popleft()
+
+
+def _preload(batches, x, y, num_iter, device):
+    """Copies the sweep's next num_iter - 1 batches to the device if they fit comfortably."""
+    per_batch = x.numel() * x.element_size() + y.numel() * y.element_size()
+    free, _ = torch.cuda.mem_get_info(device)
+    if per_batch * num_iter > PRELOAD_FRACTION * free:
+        return None
+    items = []
+    try:
+        for _ in range(num_iter - 1):
+            bx, by = batches.next()
+            items.append((_to_device(bx, device), _to_device(by, device)))
+    except OutOfData:
+        pass
+    return _Preloaded(items, batches.passes)

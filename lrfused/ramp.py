@@ -1,0 +1,80 @@
+"""FusedRampSGD: SGD whose LR sweeps from start_lr to end_lr, the schedule of the LR range test."""
+from lrfused._checks import check_bool, check_choice, check_int, check_number
+from lrfused._ext import _C
+from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups
+from lrfused.one_cycle import check_sgd_group
+
+
+def check_ramp(start_lr, end_lr, num_steps, mode):
+    check_number("start_lr", start_lr, strictly_above=True)
+    check_number("end_lr", end_lr, strictly_above=True)
+    if end_lr <= start_lr:
+        raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start_lr} and end_lr={end_lr}")
+    check_int("num_iter", num_steps, minimum=2)
+    check_choice("mode", mode, ("exp", "linear"))
+
+
+def ramp_lr(start_lr, end_lr, num_steps, mode, step):
+    """The LR of step `step` (0-based): start_lr * (end_lr / start_lr) ** (step / (num_steps - 1)) for
+    mode 'exp', start_lr + (end_lr - start_lr) * step / (num_steps - 1) for 'linear'; exactly start_lr
+    at step 0 and end_lr from step num_steps - 1 on. The same function the kernel evaluates."""
+    schedule = _C.Schedule()
+    schedule.kind = _C.SCHEDULE_RAMP
+    _fill_ramp(schedule.ramp, start_lr, end_lr, num_steps, mode)
+    return _C.schedule_value(schedule, step)[0]
+
+
+def _fill_ramp(ramp, start_lr, end_lr, num_steps, mode):
+    ramp.start_lr = float(start_lr)
+    ramp.end_lr = float(end_lr)
+    ramp.num_steps = int(num_steps)
+    ramp.exponential = mode == "exp"
+
+
+class FusedRampSGD(ScheduledFusedSGD):
+    """SGD with an LR that rises from ``start_lr`` (step 0) to ``end_lr`` (step ``num_iter - 1``),
+    geometrically (``mode='exp'``) or linearly, then stays at ``end_lr``; constant momentum. The LR
+    range test's optimizer: the whole step, LR included, in one kernel."""
+
+    def __init__(
+        self,
+        params,
+        start_lr=1e-7,
+        end_lr=10.0,
+        num_iter=100,
+        mode="exp",
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=False,
+    ):
+        check_ramp(start_lr, end_lr, num_iter, mode)
+        defaults = dict(
+            start_lr=float(start_lr),
+            end_lr=float(end_lr),
+            num_iter=num_iter,
+            mode=mode,
+            cycle_momentum=False,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
+        super().__init__(as_param_groups(params), defaults)
+
+    def _complete_group(self, group, index):
+        check_number(f"momentum (param group {index})", group["momentum"])
+        check_bool(f"cycle_momentum (param group {index})", group["cycle_momentum"])
+        check_sgd_group(group, index, (group["momentum"],))
+
+    def _schedule_inputs(self, group):
+        return (group["start_lr"], group["end_lr"], group["num_iter"], group["mode"], group["momentum"])
+
+    def _schedule(self, group):
+        schedule = _C.Schedule()
+        schedule.kind = _C.SCHEDULE_RAMP
+        schedule.momentum = float(group["momentum"])
+        _fill_ramp(schedule.ramp, group["start_lr"], group["end_lr"], group["num_iter"], group["mode"])
+        return schedule
