@@ -30,7 +30,8 @@ def pytest_terminal_summary(terminalreporter, config):
     session = getattr(config, "_benchmarksession", None)
     if session is None or not session.benchmarks:
         return
-    rows = ratio_rows([b.as_dict(include_data=False) for b in session.benchmarks])
+    finished = [b for b in session.benchmarks if b.stats and b.stats.rounds]  # a failed one has no data
+    rows = ratio_rows([b.as_dict(include_data=False) for b in finished])
     if not rows:
         return
     providers = sorted({k for row in rows for k in row if k.startswith("lrfused/")})

@@ -2,6 +2,7 @@
 from lrfused._ext import _C
 from lrfused.cyclic import FusedCyclicSGD
 from lrfused.one_cycle import FusedOneCycleSGD
+from lrfused.ramp import FusedRampSGD
 
 __version__ = "0.1.0"
 
@@ -11,4 +12,4 @@ def cuda_built():
     return _C.cuda_built()
 
 
-__all__ = ["FusedOneCycleSGD", "FusedCyclicSGD", "cuda_built", "__version__"]
+__all__ = ["FusedOneCycleSGD", "FusedCyclicSGD", "FusedRampSGD", "cuda_built", "__version__"]

@@ -1,0 +1,30 @@
+# The two commands of the README:  make find  (set up + run the range test)  and  make test.
+PYTHON ?= python
+# torch is pinned to the CUDA 13.0 build that matches this machine's nvcc (see README).
+DEPS = torch==2.14.1 pybind11 ninja numpy matplotlib tqdm pytest pytest-benchmark
+
+.PHONY: setup build find test bench clean
+
+setup:
+	$(PYTHON) -m pip install -q $(DEPS)
+	$(MAKE) build
+
+# Builds lrfused/_C in place (CPU + CUDA where CUDA torch and nvcc are present); incremental.
+build:
+	@mkdir -p build
+	@$(PYTHON) setup.py build_ext --inplace > build/build.log 2>&1 || (tail -60 build/build.log; exit 1)
+	@grep "lrfused: building" build/build.log
+	@$(PYTHON) -c "import lrfused; print('lrfused._C ready; CUDA kernels compiled in:', lrfused.cuda_built())"
+
+find: setup
+	$(PYTHON) -m lrfused.find --out lr_find_out
+
+test: setup
+	$(PYTHON) -m pytest tests -q
+
+bench: setup
+	$(PYTHON) -m pip install -q torch-lr-finder
+	$(PYTHON) -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results.json
+
+clean:
+	rm -rf build lrfused/_C*.so lr_find_out .benchmarks

@@ -1,0 +1,102 @@
+"""python -m lrfused.find: in-process main(argv), and once as a real subprocess."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lrfused.find.__main__ import main
+
+FAST = ["--num-iter", "20", "--no-progress"]
+
+
+def test_default_run_writes_the_plot_and_the_json(tmp_path, capsys):
+    assert main(FAST + ["--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "recommended 1cycle max_lr" in printed and "lrfused.FusedOneCycleSGD(" in printed
+    assert "lrfused.FusedCyclicSGD(" in printed
+    data = json.loads((tmp_path / "lr_find.json").read_text())
+    assert len(data["steps"]) == 20
+    assert data["steps"][0]["lr"] == 1e-7 and data["steps"][-1]["lr"] == 10.0
+    assert data["end"]["reason"] in ("completed", "diverged")
+    assert set(data["suggestions"]) == {"valley", "steep", "minimum"}
+    assert data["recommendation"]["base_lr"] == pytest.approx(data["recommendation"]["max_lr"] / 4)
+    assert (tmp_path / "lr_find.png").stat().st_size > 10_000
+
+
+def test_json_flag_prints_the_json(tmp_path, capsys):
+    assert main(FAST + ["--out", str(tmp_path), "--json", "--seed", "3"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["num_iter"] == 20
+
+
+# Importable factories for --model / --data / --loss.
+def tiny_model():
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+
+def tiny_data():
+    generator = torch.Generator().manual_seed(0)
+    return [(torch.randn(16, 1, 8, 8, generator=generator), torch.randint(0, 10, (16,), generator=generator)) for _ in range(4)]
+
+
+def not_a_model():
+    return 42
+
+
+def test_user_model_data_and_loss(tmp_path, capsys):
+    argv = FAST + ["--out", str(tmp_path), "--model", "test_find_cli:tiny_model", "--data", "test_find_cli:tiny_data",
+                   "--loss", "torch.nn:CrossEntropyLoss", "--start-lr", "1e-4", "--end-lr", "1", "--mode", "linear"]
+    assert main(argv) == 0
+    data = json.loads((tmp_path / "lr_find.json").read_text())
+    assert data["steps"][0]["lr"] == 1e-4 and data["end"]["passes"] == 5
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "no_such_module:make"], "cannot import 'no_such_module'"),
+        (["--model", "test_find_cli:missing"], "has no attribute 'missing'"),
+        (["--model", "test_find_cli"], "must look like module:callable"),
+        (["--model", "test_find_cli:not_a_model"], "returned int, not a torch.nn.Module"),
+        (["--start-lr", "1", "--end-lr", "0.1"], "--start-lr must be below --end-lr"),
+        (["--start-lr", "0"], "must be > 0"),
+        (["--num-iter", "1"], "--num-iter must be >= 2, got 1"),
+        (["--smooth", "1.5"], "--smooth must be in \\[0, 1\\)"),
+        (["--device", "tpu9"], "--device 'tpu9' is not a device"),
+        (["--out", "/proc/lrfused_cannot_write_here"], "--out /proc/lrfused_cannot_write_here: cannot write there"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    if "--out" not in argv:
+        argv = argv + ["--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(FAST + argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert __import__("re").search(message, err), err
+
+
+def test_nan_loss_reports_and_exits_1(tmp_path, capsys):
+    argv = FAST + ["--out", str(tmp_path), "--loss", "test_find_cli:nan_loss"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "diverged at step 0" in captured.out and "no usable loss curve" in captured.err
+
+
+def nan_loss(outputs, targets):
+    return outputs.sum() * float("nan")
+
+
+def test_module_runs_as_a_subprocess(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-m", "lrfused.find", "--num-iter", "15", "--no-progress", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=root, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LR range test: " in done.stdout
+    assert (tmp_path / "lr_find.json").exists()
