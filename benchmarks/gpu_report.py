@@ -68,6 +68,25 @@ def graphed_step_ms(params):
     return ms, advanced
 
 
+def sweep_rows():
+    """The range test on the digits CNN: CUDA-graph sweep against the eager one, same steps."""
+    from lrfused.find import range_test
+    from lrfused.find.builtin import digits_cnn, digits_loader
+
+    rows = []
+    for graph in (True, False):
+        torch.manual_seed(0)
+        model = digits_cnn().cuda()
+        before = [p.detach().clone() for p in model.parameters()]
+        result = range_test(model, digits_loader(), start_lr=1e-5, end_lr=1.0, num_iter=300,
+                            diverge_threshold=1e9, cuda_graph=graph, progress=False)
+        restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        rows.append({"cuda_graph": graph, "path": result.path, "steps": len(result.lrs),
+                     "ms_per_step": result.timings["ms_per_step"], "restored": restored,
+                     "fallback_reason": result.fallback_reason})
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", help="also write the rows here")
@@ -109,9 +128,16 @@ def main(argv=None):
     ok = all(r["graph_steps_advanced"] == r["graph_steps_expected"] for r in rows)
     print(f"\ngraph replay advanced the schedule once per replay: {'yes' if ok else 'NO'} "
           f"({[r['graph_steps_advanced'] for r in rows]} of {rows[0]['graph_steps_expected']})")
+
+    sweeps = sweep_rows()
+    print("\nrange test, digits CNN, 300 steps, batch 64:")
+    for r in sweeps:
+        print(f"  cuda_graph={r['cuda_graph']!s:5} path={r['path']:10s} {r['ms_per_step']:.3f} ms/step "
+              f"restored={r['restored']}" + (f"  ({r['fallback_reason']})" if r["fallback_reason"] else ""))
+    ok = ok and all(r["restored"] for r in sweeps) and sweeps[0]["path"] == "cuda_graph"
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"copy_GBps": bandwidth, "rows": rows}, f, indent=1)
+            json.dump({"copy_GBps": bandwidth, "rows": rows, "sweeps": sweeps}, f, indent=1)
     return 0 if ok else 1
 
 

@@ -140,6 +140,15 @@ class ScheduledFusedSGD(Optimizer):
         """How many steps this optimizer has taken (its schedule position), from the host's count."""
         return self._host_step
 
+    def __getstate__(self):  # pickling and copy.deepcopy: torch's keeps only defaults, state, groups
+        state = super().__getstate__()
+        state.update(_step=self._step, _host_step=self._host_step, _device=self._device)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._configs = {}  # compiled per-group configs are rebuilt on demand
+
     def state_dict(self):
         state = super().state_dict()
         state[SCHEDULE_STEP] = self._step

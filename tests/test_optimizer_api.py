@@ -145,3 +145,24 @@ def test_is_a_torch_optimizer_and_zero_grad_works():
     opt.step()  # no grads: nothing changes, the schedule advances as OneCycleLR would
     assert torch.equal(p, torch.zeros(2))
     assert opt.schedule_step == 1
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_pickle_and_deepcopy_keep_the_schedule_position(kind):
+    model = make_model("cpu")
+    opt = OPTIMIZERS[kind](model.parameters())
+    train(model, opt, 3, seed=0)
+    for clone in (copy.deepcopy(opt), torch.load(io.BytesIO(_pickled(opt)), weights_only=False)):
+        assert clone.schedule_step == 3 and int(clone._step) == 3
+        assert clone.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+        params = [p for g in clone.param_groups for p in g["params"]]
+        for p in params:
+            p.grad = torch.ones_like(p)
+        clone.step()
+        assert clone.schedule_step == 4
+
+
+def _pickled(obj):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()

@@ -130,7 +130,9 @@ def run_sweep(model, data, loss_fn, config, progress):
         loss = loss_fn(model(x), y)
         loss.backward()
         # The loss lands at history[step counter], read from the device: no sync, graph-safe.
-        history.index_copy_(0, opt._step.view(1).clamp(max=config.num_iter - 1), loss.detach().float().reshape(1))
+        # (clamped: a counter past the end must not index out of bounds)
+        index = opt._step.view(1).clamp(max=config.num_iter - 1)
+        history.index_copy_(0, index, loss.detach().float().reshape(1))
         opt.step()
 
     graph = None
@@ -152,11 +154,12 @@ def run_sweep(model, data, loss_fn, config, progress):
                 preloaded = _preload(batches, x, y, config.num_iter, device)
             if use_graph and step >= WARMUP_STEPS and graph is None and record.fallback_reason is None:
                 static_x, static_y = x.clone(), y.clone()
+                capture_start = time.perf_counter()
                 graph, reason = _capture(train_step, static_x, static_y, opt)
+                record.timings["capture_s"] = time.perf_counter() - capture_start
                 if graph is None:
                     record.fallback_reason = reason
                     use_graph = False
-                record.timings["capture_s"] = time.perf_counter() - start
             if graph is not None and x.shape == static_x.shape and y.shape == static_y.shape:
                 static_x.copy_(x, non_blocking=True)
                 static_y.copy_(y, non_blocking=True)
