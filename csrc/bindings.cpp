@@ -59,6 +59,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("SCHEDULE_ONE_CYCLE") = static_cast<int>(kOneCycle);
   m.attr("SCHEDULE_CYCLIC") = static_cast<int>(kCyclic);
   m.attr("SCHEDULE_RAMP") = static_cast<int>(kRamp);
+  m.attr("SCHEDULE_WARM_RESTARTS") = static_cast<int>(kWarmRestarts);
   m.attr("ANNEAL_COS") = static_cast<int>(kAnnealCos);
   m.attr("ANNEAL_LINEAR") = static_cast<int>(kAnnealLinear);
   m.attr("CYCLIC_TRIANGULAR") = static_cast<int>(kTriangular);
@@ -95,6 +96,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("end_lr", &RampParams::end_lr)
       .def_readwrite("num_steps", &RampParams::num_steps)
       .def_readwrite("exponential", &RampParams::exponential);
+  py::class_<WarmRestartsParams>(m, "WarmRestartsParams")
+      .def(py::init<>())
+      .def_readwrite("max_lr", &WarmRestartsParams::max_lr)
+      .def_readwrite("eta_min", &WarmRestartsParams::eta_min)
+      .def_readwrite("t_0", &WarmRestartsParams::t_0)
+      .def_readwrite("t_mult", &WarmRestartsParams::t_mult)
+      .def_readwrite("anneal", &WarmRestartsParams::anneal);
   py::class_<Schedule>(m, "Schedule")
       .def(py::init<>())
       .def_readwrite("kind", &Schedule::kind)
@@ -103,7 +111,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("momentum", &Schedule::momentum)
       .def_readwrite("one_cycle", &Schedule::one_cycle)
       .def_readwrite("cyclic", &Schedule::cyclic)
-      .def_readwrite("ramp", &Schedule::ramp);
+      .def_readwrite("ramp", &Schedule::ramp)
+      .def_readwrite("warm_restarts", &Schedule::warm_restarts);
   py::class_<GroupConfig>(m, "GroupConfig")
       .def(py::init<>())
       .def_readwrite("schedule", &GroupConfig::schedule)

@@ -44,6 +44,15 @@ def spread_per_group(groups, defaults, name, value, per_group_values):
         defaults[name] = value
 
 
+def new_schedule(kind, group):
+    """A `_C.Schedule` of `kind` with the group's momentum: cycled by the schedule, or constant."""
+    schedule = _C.Schedule()
+    schedule.kind = kind
+    schedule.cycle_momentum = group["cycle_momentum"]
+    schedule.momentum = 0.0 if group["cycle_momentum"] else float(group["momentum"])
+    return schedule
+
+
 def _refuse_state_creation_in_capture(param):
     """Momentum state made inside a CUDA graph capture would be re-zeroed on every replay."""
     if param.is_cuda and torch.cuda.is_current_stream_capturing():

@@ -1,7 +1,7 @@
 """FusedCyclicSGD: torch.optim.SGD + CyclicLR in one kernel."""
 from lrfused._checks import check_bool, check_choice, check_number, per_group_values
 from lrfused._ext import _C
-from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups, spread_per_group
+from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups, new_schedule, spread_per_group
 from lrfused.one_cycle import check_sgd_group
 
 _MODES = {"triangular": _C.CYCLIC_TRIANGULAR, "triangular2": _C.CYCLIC_TRIANGULAR2, "exp_range": _C.CYCLIC_EXP_RANGE}
@@ -88,10 +88,7 @@ class FusedCyclicSGD(ScheduledFusedSGD):
         )
 
     def _schedule(self, group):
-        schedule = _C.Schedule()
-        schedule.kind = _C.SCHEDULE_CYCLIC
-        schedule.cycle_momentum = group["cycle_momentum"]
-        schedule.momentum = 0.0 if group["cycle_momentum"] else float(group["momentum"])
+        schedule = new_schedule(_C.SCHEDULE_CYCLIC, group)
         params = schedule.cyclic
         params.base_lr = group["base_lr"]
         params.max_lr = group["max_lr"]

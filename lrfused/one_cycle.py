@@ -1,7 +1,7 @@
 """FusedOneCycleSGD: torch.optim.SGD + OneCycleLR in one kernel."""
 from lrfused._checks import check_bool, check_choice, check_int, check_number, per_group_values
 from lrfused._ext import _C
-from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups, spread_per_group
+from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups, new_schedule, spread_per_group
 
 _ANNEAL = {"cos": _C.ANNEAL_COS, "linear": _C.ANNEAL_LINEAR}
 
@@ -124,10 +124,7 @@ class FusedOneCycleSGD(ScheduledFusedSGD):
         )
 
     def _schedule(self, group):
-        schedule = _C.Schedule()
-        schedule.kind = _C.SCHEDULE_ONE_CYCLE
-        schedule.cycle_momentum = group["cycle_momentum"]
-        schedule.momentum = 0.0 if group["cycle_momentum"] else float(group["momentum"])
+        schedule = new_schedule(_C.SCHEDULE_ONE_CYCLE, group)
         params = schedule.one_cycle
         params.initial_lr = group["initial_lr"]
         params.max_lr = group["max_lr"]

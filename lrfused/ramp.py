@@ -1,7 +1,7 @@
 """FusedRampSGD: SGD whose LR sweeps from start_lr to end_lr, the schedule of the LR range test."""
 from lrfused._checks import check_bool, check_choice, check_int, check_number
 from lrfused._ext import _C
-from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups
+from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups, new_schedule
 from lrfused.one_cycle import check_sgd_group
 
 
@@ -73,8 +73,6 @@ class FusedRampSGD(ScheduledFusedSGD):
         return (group["start_lr"], group["end_lr"], group["num_iter"], group["mode"], group["momentum"])
 
     def _schedule(self, group):
-        schedule = _C.Schedule()
-        schedule.kind = _C.SCHEDULE_RAMP
-        schedule.momentum = float(group["momentum"])
+        schedule = new_schedule(_C.SCHEDULE_RAMP, group)
         _fill_ramp(schedule.ramp, group["start_lr"], group["end_lr"], group["num_iter"], group["mode"])
         return schedule

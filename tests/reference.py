@@ -1,6 +1,6 @@
 """Runs lrfused's optimizers side by side with torch.optim.SGD(foreach=False) + torch's schedulers."""
 import torch
-from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR
 
 import lrfused
 
@@ -28,9 +28,20 @@ def torch_cyclic(groups, **kwargs):
     return opt, CyclicLR(opt, **schedule)
 
 
+def torch_warm_restarts(groups, max_lr, T_0, T_mult=1, eta_min=0.0, **kwargs):
+    sgd, _ = split_kwargs(kwargs)
+    sgd.setdefault("momentum", 0.9)
+    if isinstance(groups, list) and groups and isinstance(groups[0], dict):
+        lrs = max_lr if isinstance(max_lr, list) else [max_lr] * len(groups)
+        groups = [{**g, "lr": lr} for g, lr in zip(groups, lrs)]
+    opt = torch.optim.SGD(groups, lr=max_lr if not isinstance(max_lr, list) else 0.1, foreach=False, **sgd)
+    return opt, CosineAnnealingWarmRestarts(opt, T_0=T_0, T_mult=T_mult, eta_min=eta_min)
+
+
 PAIRS = {
     "one_cycle": (lrfused.FusedOneCycleSGD, torch_one_cycle),
     "cyclic": (lrfused.FusedCyclicSGD, torch_cyclic),
+    "warm_restarts": (lrfused.FusedWarmRestartsSGD, torch_warm_restarts),
 }
 
 

@@ -59,6 +59,7 @@ def test_recommendation():
     assert r["max_lr"] == pytest.approx(0.1) and r["base_lr"] == pytest.approx(0.025)
     assert not r["still_falling_at_end"]
     assert "max_lr=0.1," in r["one_cycle"] and "base_lr=0.025" in r["cyclic"]
+    assert "max_lr=0.1," in r["warm_restarts"] and "eta_min=0.025" in r["warm_restarts"]
     assert analysis.recommend({"valley": None, "steep": None, "minimum": None}, 10.0) is None
 
 

@@ -19,6 +19,12 @@ def cyclic(**overrides):
     return lambda params: lrfused.FusedCyclicSGD(params, **kwargs)
 
 
+def warm_restarts(**overrides):
+    kwargs = dict(max_lr=0.1, T_0=10)
+    kwargs.update(overrides)
+    return lambda params: lrfused.FusedWarmRestartsSGD(params, **kwargs)
+
+
 CONSTRUCTOR_ERRORS = [
     (one_cycle(max_lr=-0.1), ValueError, r"max_lr \(param group 0\) must be >= 0.0, got -0.1"),
     (one_cycle(max_lr=math.nan), ValueError, "max_lr .* must be finite, got nan"),
@@ -50,6 +56,16 @@ CONSTRUCTOR_ERRORS = [
     (cyclic(gamma=0.0), ValueError, "gamma must be > 0.0, got 0.0"),
     (cyclic(base_lr=-1.0), ValueError, r"base_lr \(param group 0\) must be >= 0.0"),
     (cyclic(max_lr=math.nan), ValueError, "max_lr .* must be finite"),
+    (warm_restarts(T_0=0), ValueError, "T_0 must be >= 1, got 0"),
+    (warm_restarts(T_0=2.5), TypeError, "T_0 must be an int, got float"),
+    (warm_restarts(T_mult=0), ValueError, "T_mult must be >= 1, got 0"),
+    (warm_restarts(T_mult=1.5), TypeError, "T_mult must be an int, got float"),
+    (warm_restarts(eta_min=0.2), ValueError, r"eta_min \(param group 0\) must be <= max_lr, got eta_min=0.2 > max_lr=0.1"),
+    (warm_restarts(eta_min=-0.01), ValueError, "eta_min .* must be >= 0.0"),
+    (warm_restarts(max_lr=-1.0), ValueError, "max_lr .* must be >= 0.0"),
+    (warm_restarts(max_lr=[0.1, 0.2]), ValueError, "expected 1 values for max_lr"),
+    (warm_restarts(anneal_strategy="step"), ValueError, "anneal_strategy must be one of 'cos', 'linear'"),
+    (warm_restarts(nesterov=True, momentum=0.0), ValueError, "nesterov=True .* requires a momentum > 0"),
 ]
 
 

@@ -16,7 +16,7 @@ def test_default_run_writes_the_plot_and_the_json(tmp_path, capsys):
     assert main(FAST + ["--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "recommended 1cycle max_lr" in printed and "lrfused.FusedOneCycleSGD(" in printed
-    assert "lrfused.FusedCyclicSGD(" in printed
+    assert "lrfused.FusedCyclicSGD(" in printed and "lrfused.FusedWarmRestartsSGD(" in printed
     data = json.loads((tmp_path / "lr_find.json").read_text())
     assert len(data["steps"]) == 20
     assert data["steps"][0]["lr"] == 1e-7 and data["steps"][-1]["lr"] == 10.0

@@ -31,6 +31,13 @@ CYCLIC_OPTIONS = {
     ),
 }
 
+WARM_RESTARTS_OPTIONS = {
+    "constant_cycles": dict(max_lr=0.3, T_0=4),
+    "growing_cycles": dict(max_lr=0.3, T_0=2, T_mult=2, eta_min=0.01),
+    "nesterov_decay": dict(max_lr=0.2, T_0=3, T_mult=3, nesterov=True, weight_decay=1e-2),
+    "dampening_no_momentum_maximize": dict(max_lr=0.2, T_0=5, momentum=0.0, maximize=True, weight_decay=1e-3),
+}
+
 
 def run_and_compare(kind, group_specs, dtype, device, steps, skips=lambda step: (), **kwargs):
     runs = SideBySide(kind, group_specs, dtype, device, **kwargs)
@@ -55,6 +62,21 @@ def test_one_cycle_matches_torch(options, dtype, device):
 @pytest.mark.parametrize("options", CYCLIC_OPTIONS.values(), ids=CYCLIC_OPTIONS.keys())
 def test_cyclic_matches_torch(options, dtype, device):
     run_and_compare("cyclic", [{"shapes": SHAPES}], dtype, device, 17, **options)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("options", WARM_RESTARTS_OPTIONS.values(), ids=WARM_RESTARTS_OPTIONS.keys())
+def test_warm_restarts_match_torch(options, dtype, device):
+    """Including the restart steps and cycles that grow (T_mult > 1)."""
+    run_and_compare("warm_restarts", [{"shapes": SHAPES}], dtype, device, 16, **options)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_warm_restarts_groups_with_their_own_values(device):
+    groups = [{"shapes": [(5, 5), (300,)]}, {"shapes": [(7,)], "weight_decay": 0.0}]
+    run_and_compare("warm_restarts", groups, torch.float32, device, 9, max_lr=[0.1, 0.3], T_0=2, T_mult=2,
+                    eta_min=0.001, weight_decay=1e-3)
 
 
 @pytest.mark.parametrize("device", DEVICES)

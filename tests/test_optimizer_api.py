@@ -27,6 +27,7 @@ def train(model, opt, steps, seed):
 OPTIMIZERS = {
     "one_cycle": lambda params: lrfused.FusedOneCycleSGD(params, max_lr=0.3, total_steps=12, weight_decay=1e-3, dampening=0.1),
     "cyclic": lambda params: lrfused.FusedCyclicSGD(params, base_lr=0.01, max_lr=0.2, step_size_up=3, mode="triangular2"),
+    "warm_restarts": lambda params: lrfused.FusedWarmRestartsSGD(params, max_lr=0.2, T_0=2, T_mult=2, eta_min=0.01),
 }
 
 

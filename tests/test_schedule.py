@@ -6,7 +6,7 @@ from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
 
 import lrfused
 from conftest import DEVICES
-from reference import torch_cyclic, torch_one_cycle
+from reference import torch_cyclic, torch_one_cycle, torch_warm_restarts
 
 ONE_CYCLE = {
     "cos": dict(total_steps=23),
@@ -156,3 +156,44 @@ def test_hold_final_lr_keeps_training_at_the_final_values(device):
     assert [lr for lr, _ in got[5:]] == [want[-1][0]] * 4
     assert [m for _, m in got[5:]] == [want[-1][1]] * 4
     assert fused.param_groups[0]["lr"] == want[-1][0]
+
+
+WARM_RESTARTS = {
+    "T_0_1": dict(T_0=1),
+    "constant": dict(T_0=5, eta_min=0.01),
+    "doubling": dict(T_0=2, T_mult=2),
+    "tripling": dict(T_0=3, T_mult=3, eta_min=0.05),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("options", WARM_RESTARTS.values(), ids=WARM_RESTARTS.keys())
+def test_warm_restarts_kernel_values(options, device):
+    fused = lrfused.FusedWarmRestartsSGD(probes(device), max_lr=0.7, **options)
+    torch_opt, torch_sched = torch_warm_restarts([torch.zeros(1)], max_lr=0.7, **options)
+    assert_kernel_follows_torch(fused, torch_opt, torch_sched, 40, device)
+
+
+@pytest.mark.parametrize("options", WARM_RESTARTS.values(), ids=WARM_RESTARTS.keys())
+def test_warm_restarts_schedule_function_is_bit_exact(options):
+    fused = lrfused.FusedWarmRestartsSGD([torch.zeros(1)], max_lr=0.7, **options)
+    schedule = fused._group_config(0, fused.param_groups[0]).schedule
+    opt, sched = torch_warm_restarts([torch.zeros(1)], max_lr=0.7, **options)
+    for step in range(100):
+        if step:
+            opt.step()
+            sched.step()
+        assert lrfused._C.schedule_value(schedule, step)[0] == opt.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_warm_restarts_linear_sawtooth(device):
+    """Starts each cycle at max_lr and falls linearly towards eta_min; cycles of 2, 4, 8 steps."""
+    fused = lrfused.FusedWarmRestartsSGD(probes(device), max_lr=0.5, T_0=2, T_mult=2, eta_min=0.1,
+                                         anneal_strategy="linear")
+    got = [lr for lr, _ in kernel_values(fused, 14, device)]
+    want = []
+    for length in (2, 4, 8):
+        want += [0.1 + (0.5 - 0.1) * (1 - t / length) for t in range(length)]
+    assert got == pytest.approx(want, rel=1e-15)
+    assert got[0] == got[2] == got[6] == 0.5  # the restarts

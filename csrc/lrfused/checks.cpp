@@ -17,8 +17,8 @@ void check_finite_nonnegative(double value, const char* name, size_t group) {
 
 void check_group(const GroupConfig& g, size_t index) {
   const Schedule& s = g.schedule;
-  TORCH_CHECK(s.kind == kConstant || s.kind == kOneCycle || s.kind == kCyclic || s.kind == kRamp,
-              "param group ", index, ": unknown schedule kind ", s.kind);
+  TORCH_CHECK(s.kind >= kConstant && s.kind <= kWarmRestarts, "param group ", index, ": unknown schedule kind ",
+              s.kind);
   check_finite_nonnegative(g.weight_decay, "weight_decay", index);
   check_finite_nonnegative(g.dampening, "dampening", index);
   check_finite_nonnegative(s.momentum, "momentum", index);
@@ -37,6 +37,16 @@ void check_group(const GroupConfig& g, size_t index) {
     check_finite_nonnegative(p.min_lr, "min_lr", index);
     check_finite_nonnegative(p.base_momentum, "base_momentum", index);
     check_finite_nonnegative(p.max_momentum, "max_momentum", index);
+  } else if (s.kind == kWarmRestarts) {
+    const WarmRestartsParams& p = s.warm_restarts;
+    TORCH_CHECK(p.t_0 >= 1 && p.t_mult >= 1, "param group ", index, ": T_0 and T_mult must be >= 1, got ", p.t_0,
+                " and ", p.t_mult);
+    TORCH_CHECK(p.anneal == kAnnealCos || p.anneal == kAnnealLinear, "param group ", index,
+                ": unknown anneal strategy ", p.anneal);
+    check_finite_nonnegative(p.max_lr, "max_lr", index);
+    check_finite_nonnegative(p.eta_min, "eta_min", index);
+    TORCH_CHECK(p.eta_min <= p.max_lr, "param group ", index, ": eta_min must be <= max_lr, got ", p.eta_min,
+                " > ", p.max_lr);
   } else if (s.kind == kRamp) {
     const RampParams& p = s.ramp;
     TORCH_CHECK(p.num_steps >= 2, "param group ", index, ": num_steps must be >= 2, got ", p.num_steps);

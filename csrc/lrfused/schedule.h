@@ -20,7 +20,7 @@
 
 namespace lrfused {
 
-enum ScheduleKind : int32_t { kConstant = 0, kOneCycle = 1, kCyclic = 2, kRamp = 3 };
+enum ScheduleKind : int32_t { kConstant = 0, kOneCycle = 1, kCyclic = 2, kRamp = 3, kWarmRestarts = 4 };
 enum AnnealStrategy : int32_t { kAnnealCos = 0, kAnnealLinear = 1 };
 enum CyclicMode : int32_t { kTriangular = 0, kTriangular2 = 1, kExpRange = 2 };
 
@@ -58,6 +58,17 @@ struct RampParams {
   bool exponential = true;
 };
 
+// torch.optim.lr_scheduler.CosineAnnealingWarmRestarts stepped once per optimizer step (SGDR):
+// each cycle anneals from max_lr down towards eta_min, then restarts at max_lr; the i-th cycle lasts
+// t_0 * t_mult^i steps. anneal kAnnealLinear gives a sawtooth instead of the cosine.
+struct WarmRestartsParams {
+  double max_lr = 0.0;
+  double eta_min = 0.0;
+  int64_t t_0 = 1;
+  int64_t t_mult = 1;
+  int32_t anneal = kAnnealCos;
+};
+
 struct Schedule {
   int32_t kind = kConstant;
   bool cycle_momentum = false;
@@ -66,6 +77,7 @@ struct Schedule {
   OneCycleParams one_cycle;
   CyclicParams cyclic;
   RampParams ramp;
+  WarmRestartsParams warm_restarts;
 };
 
 struct ScheduleValue {
@@ -164,6 +176,25 @@ LRFUSED_HOST_DEVICE inline double ramp_lr(const RampParams& p, int64_t step) {
   return p.start_lr + (p.end_lr - p.start_lr) * t;
 }
 
+LRFUSED_HOST_DEVICE inline double warm_restarts_lr(const WarmRestartsParams& p, int64_t step) {
+  // T_cur: steps since the last restart; T_i: length of the current cycle.
+  int64_t t_cur = step;
+  int64_t t_i = p.t_0;
+  if (p.t_mult == 1) {
+    t_cur = step % p.t_0;
+  } else {
+    while (t_cur >= t_i) {  // cycles grow geometrically: a few dozen iterations at most
+      t_cur -= t_i;
+      t_i *= p.t_mult;
+    }
+  }
+  if (p.anneal == kAnnealLinear) {
+    return p.eta_min + (p.max_lr - p.eta_min) * (1.0 - static_cast<double>(t_cur) / static_cast<double>(t_i));
+  }
+  const double pi = 3.141592653589793;  // == math.pi
+  return p.eta_min + (p.max_lr - p.eta_min) * (1 + cos(pi * static_cast<double>(t_cur) / static_cast<double>(t_i))) / 2;
+}
+
 }  // namespace detail
 
 // LR and momentum of optimizer step `step` (0-based): the values torch's scheduler shows after
@@ -176,6 +207,8 @@ LRFUSED_HOST_DEVICE inline ScheduleValue schedule_value(const Schedule& s, int64
       return detail::cyclic_value(s.cyclic, s.cycle_momentum, s.momentum, step);
     case kRamp:
       return ScheduleValue{detail::ramp_lr(s.ramp, step), s.momentum};
+    case kWarmRestarts:
+      return ScheduleValue{detail::warm_restarts_lr(s.warm_restarts, step), s.momentum};
     default:
       return ScheduleValue{s.lr, s.momentum};
   }

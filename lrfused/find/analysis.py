@@ -15,7 +15,8 @@ Definitions (all on the bias-corrected exponential moving average of the loss, "
 
 The recommended 1cycle max_lr is a third of the LR at the lowest smoothed loss: half a decade below
 where the loss stops falling, not at the minimum itself, where training is already unstable. The
-cyclical band is [max_lr / 4, max_lr], within Smith's base_lr = max_lr / 3 to max_lr / 10.
+cyclical band is [max_lr / 4, max_lr], within Smith's base_lr = max_lr / 3 to max_lr / 10. Warm
+restarts restart at max_lr and anneal down to that base_lr.
 """
 import math
 
@@ -100,5 +101,10 @@ def recommend(suggestions, end_lr):
         "cyclic": (
             f"lrfused.FusedCyclicSGD(model.parameters(), base_lr={base_lr:.3g}, max_lr={max_lr:.3g}, "
             "step_size_up=4 * len(loader))"
+        ),
+        # SGDR: restart at max_lr, anneal down to the cyclical base_lr; cycles of 1, 2, 4... epochs.
+        "warm_restarts": (
+            f"lrfused.FusedWarmRestartsSGD(model.parameters(), max_lr={max_lr:.3g}, T_0=len(loader), T_mult=2, "
+            f"eta_min={base_lr:.3g})"
         ),
     }

@@ -55,6 +55,7 @@ class RangeTestResult:
             lines.append(f"  recommended 1cycle max_lr {r['max_lr']:.3g}; cyclical band [{r['base_lr']:.3g}, {r['max_lr']:.3g}]")
             lines.append(f"    {r['one_cycle']}")
             lines.append(f"    {r['cyclic']}")
+            lines.append(f"    {r['warm_restarts']}")
         return "\n".join(lines)
 
     def end_text(self):
