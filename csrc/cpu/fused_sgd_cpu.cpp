@@ -4,11 +4,10 @@
 // into equal contiguous ranges, one per thread, so work is balanced whatever the tensor sizes, and
 // each thread walks the tensors its range covers with a branch-free, vectorisable inner loop.
 #include <ATen/Parallel.h>
-#include <c10/util/BFloat16.h>
-#include <c10/util/Half.h>
 
 #include <algorithm>
 
+#include "cpu/cpu_kernel.h"
 #include "lrfused/step_args.h"
 
 namespace lrfused {
@@ -17,59 +16,13 @@ namespace {
 // Below this many elements a step runs on one thread: spawning costs more than it saves.
 constexpr int64_t kGrainSize = 32768;
 
-struct TensorPlan {
-  void* param;
-  const void* grad;
-  void* buf;  // nullptr when momentum is off this step
-  at::ScalarType dtype;
-  int64_t group;
-  UpdateFlags flags;
-};
-
-struct GroupStep {
-  StepScalars<float> f32;
-  StepScalars<double> f64;
-};
-
-template <typename scalar_t>
-using opmath_of = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-
-template <typename scalar_t>
-void update_range(const TensorPlan& t, const StepScalars<opmath_of<scalar_t>>& s, int64_t begin, int64_t end) {
-  using opmath_t = opmath_of<scalar_t>;
-  scalar_t* __restrict__ p = static_cast<scalar_t*>(t.param);
-  const scalar_t* __restrict__ g = static_cast<const scalar_t*>(t.grad);
-  scalar_t* __restrict__ b = static_cast<scalar_t*>(t.buf);
-  dispatch_update_flags(t.flags, [&](auto decay, auto momentum, auto first, auto nesterov) {
-    for (int64_t i = begin; i < end; ++i) {
-      opmath_t param = static_cast<opmath_t>(p[i]);
-      opmath_t buf = 0;
-      if constexpr (decltype(momentum)::value && !decltype(first)::value) {
-        buf = static_cast<opmath_t>(b[i]);
-      }
-      sgd_update<decltype(decay)::value, decltype(momentum)::value, decltype(first)::value,
-                 decltype(nesterov)::value>(param, static_cast<opmath_t>(g[i]), buf, s);
-      p[i] = static_cast<scalar_t>(param);
-      if constexpr (decltype(momentum)::value) {
-        b[i] = static_cast<scalar_t>(buf);
-      }
-    }
-  });
-}
-
-void update_tensor_range(const TensorPlan& t, const GroupStep& s, int64_t begin, int64_t end) {
-  switch (t.dtype) {
-    case at::kFloat:
-      return update_range<float>(t, s.f32, begin, end);
-    case at::kDouble:
-      return update_range<double>(t, s.f64, begin, end);
-    case at::kHalf:
-      return update_range<c10::Half>(t, s.f32, begin, end);
-    case at::kBFloat16:
-      return update_range<c10::BFloat16>(t, s.f32, begin, end);
-    default:
-      TORCH_CHECK(false, "unreachable: dtype ", t.dtype, " passed the checks");
+UpdateRangeFn pick_update_range() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx2")) {
+    return update_tensor_range_avx2;
   }
+#endif
+  return update_tensor_range_default;
 }
 
 }  // namespace
@@ -108,6 +61,7 @@ void fused_sgd_step_cpu(const StepArgs& args) {
     ends[i] = total;
   }
 
+  static const UpdateRangeFn update_tensor_range = pick_update_range();
   at::parallel_for(0, total, kGrainSize, [&](int64_t begin, int64_t end) {
     // First tensor whose range reaches past `begin`; empty tensors are skipped by the loop.
     size_t t = std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin();
