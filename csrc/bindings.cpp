@@ -3,41 +3,12 @@
 
 #include <optional>
 
-#include "lrfused/step_args.h"
+#include "lrfused/step_plan.h"
 
 namespace py = pybind11;
 
 namespace lrfused {
 namespace {
-
-at::Tensor or_undefined(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
-
-void fused_sgd_step_(std::vector<at::Tensor> params, std::vector<at::Tensor> grads,
-                     const std::vector<std::optional<at::Tensor>>& momentum_buffers,
-                     const std::vector<std::optional<at::Tensor>>& momentum_first_steps,
-                     std::vector<int64_t> group_of, std::vector<GroupConfig> groups, at::Tensor step) {
-  StepArgs args;
-  args.params = std::move(params);
-  args.grads = std::move(grads);
-  for (const auto& b : momentum_buffers) args.momentum_buffers.push_back(or_undefined(b));
-  for (const auto& f : momentum_first_steps) args.momentum_first_steps.push_back(or_undefined(f));
-  args.group_of = std::move(group_of);
-  args.groups = std::move(groups);
-  args.step = std::move(step);
-  args = checked_step_args(std::move(args));
-
-  if (args.step.is_cuda()) {
-#ifdef LRFUSED_WITH_CUDA
-    fused_sgd_step_cuda(args);
-#else
-    TORCH_CHECK(false, "params are on ", args.step.device(),
-                " but lrfused was built without CUDA; rebuild with CUDA torch and nvcc present");
-#endif
-  } else {
-    TORCH_CHECK(args.step.is_cpu(), "params must be on CPU or CUDA, got ", args.step.device());
-    fused_sgd_step_cpu(args);
-  }
-}
 
 bool cuda_built() {
 #ifdef LRFUSED_WITH_CUDA
@@ -131,9 +102,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "(lr, momentum) of 0-based optimizer step `step`, as the kernels compute them");
   m.def("kernel_step", &kernel_step, py::arg("schedule"), py::arg("step"),
         "the step a kernel evaluates (1cycle holds its final values past the end)");
-  m.def("fused_sgd_step_", &fused_sgd_step_, py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"),
-        py::arg("momentum_first_steps"), py::arg("group_of"), py::arg("groups"), py::arg("step"),
-        "one fused SGD step over all params, with LR and momentum from the schedule at `step`; "
-        "advances `step` on its device");
+  py::class_<StepPlan>(m, "StepPlan")
+      .def(py::init<std::vector<at::Tensor>, const std::vector<std::optional<at::Tensor>>&,
+                    const std::vector<std::optional<at::Tensor>>&, std::vector<int64_t>>(),
+           py::arg("params"), py::arg("momentum_buffers"), py::arg("momentum_first_steps"), py::arg("group_of"))
+      .def("step", &StepPlan::step, py::arg("groups"), py::arg("step"),
+           "one fused SGD step of every param that has a grad, with LR and momentum from the schedule at "
+           "`step`, which it advances on its device")
+      .def("__len__", &StepPlan::size);
   m.def("cuda_built", &cuda_built, "whether the CUDA kernels were compiled in");
 }

@@ -10,6 +10,7 @@ from torch.optim.optimizer import Optimizer, required
 
 from lrfused._checks import check_params
 from lrfused._ext import _C
+from lrfused._state import ChangeCounter, OptimizerState
 
 # Per-param state keys.
 MOMENTUM_BUFFER = "momentum_buffer"  # same name and meaning as torch.optim.SGD's
@@ -62,6 +63,10 @@ def _refuse_state_creation_in_capture(param):
         )
 
 
+def _keeps_buffers(group):
+    return group["cycle_momentum"] or group["momentum"] != 0
+
+
 class ScheduledFusedSGD(Optimizer):
     def __init__(self, params, defaults):
         self._device = None
@@ -70,6 +75,7 @@ class ScheduledFusedSGD(Optimizer):
         # The kernel's step counter, and a host copy of it so that step() never reads the device.
         self._step = torch.zeros((), dtype=torch.int64, device=self._device)
         self._host_step = 0
+        self._track_state()
         self._show_schedule_values()
 
     # --- for subclasses -------------------------------------------------------------------------
@@ -127,12 +133,12 @@ class ScheduledFusedSGD(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self._check_can_step()
-        params, grads, buffers, first_steps, group_of, created = self._gather()
+        created = self._refresh_plan()
         configs = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
-        if params and params[0].device != self._step.device:
-            self._step = self._step.to(params[0].device)  # the model moved after construction
+        if self._plan_first_param is not None and self._plan_first_param.device != self._step.device:
+            self._step = self._step.to(self._plan_first_param.device)  # the model moved after construction
         try:
-            _C.fused_sgd_step_(params, grads, buffers, first_steps, group_of, configs, self._step)
+            self._plan.step(configs, self._step)
         except Exception:
             self._forget_state(created)
             raise
@@ -157,9 +163,12 @@ class ScheduledFusedSGD(Optimizer):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._configs = {}  # compiled per-group configs are rebuilt on demand
+        self._track_state()
 
     def state_dict(self):
         state = super().state_dict()
+        # Plain dicts, as torch's, so that torch.load(weights_only=True) reads the checkpoint.
+        state["state"] = {key: dict(value) for key, value in state["state"].items()}
         state[SCHEDULE_STEP] = self._step
         return state
 
@@ -193,35 +202,71 @@ class ScheduledFusedSGD(Optimizer):
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _gather(self):
-        """The flat lists the kernel takes; creates the momentum state of params seen the first time."""
-        params, grads, buffers, first_steps, group_of, created = [], [], [], [], [], []
+    def _track_state(self):
+        """Makes self.state count its changes, and drops the step plan."""
+        if not hasattr(self, "_state_changes"):
+            self._state_changes = ChangeCounter()
+        if not isinstance(self.state, OptimizerState):
+            self.state = OptimizerState(self._state_changes, self.state)
+        self._plan = None
+        self._plan_key = None
+
+    def _plan_key_now(self):
+        """What the step plan depends on: the params, the state, which groups keep buffers."""
+        return (
+            id(self.state),
+            self._state_changes.value,
+            tuple(tuple(map(id, group["params"])) for group in self.param_groups),
+            tuple(_keeps_buffers(group) for group in self.param_groups),
+        )
+
+    def _refresh_plan(self):
+        """Rebuilds the step plan if anything it depends on changed, or a param without momentum
+        state has its first grad. Returns the params whose state this created."""
+        if (
+            self._plan is not None
+            and self._plan_key == self._plan_key_now()
+            and all(p.grad is None for p in self._stateless)
+        ):
+            return []
+        params, buffers, first_steps, group_of, created, stateless = [], [], [], [], [], []
         for index, group in enumerate(self.param_groups):
-            keeps_buffers = group["cycle_momentum"] or group["momentum"] != 0
+            keeps_buffers = _keeps_buffers(group)
             for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                params.append(p)
-                grads.append(grad)
-                group_of.append(index)
                 if not keeps_buffers:
+                    params.append(p)
                     buffers.append(None)
                     first_steps.append(None)
+                    group_of.append(index)
                     continue
-                state = self.state[p]
-                if MOMENTUM_BUFFER not in state:
+                state = self.state.get(p)
+                if state is None or state.get(MOMENTUM_BUFFER) is None:
+                    if p.grad is None:
+                        stateless.append(p)  # no state until its first grad, as in torch
+                        continue
                     _refuse_state_creation_in_capture(p)
                     created.append(p)
-                    state[MOMENTUM_BUFFER] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state[MOMENTUM_FIRST_STEP] = torch.full((), _C.NEVER_WRITTEN, dtype=torch.int64, device=p.device)
+                    self.state[p] = {
+                        MOMENTUM_BUFFER: torch.zeros_like(p, memory_format=torch.preserve_format),
+                        MOMENTUM_FIRST_STEP: torch.full((), _C.NEVER_WRITTEN, dtype=torch.int64, device=p.device),
+                    }
+                    state = self.state[p]
+                elif MOMENTUM_FIRST_STEP not in state:  # a buffer given from outside
+                    state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=p.device)
+                params.append(p)
                 buffers.append(state[MOMENTUM_BUFFER])
                 first_steps.append(state[MOMENTUM_FIRST_STEP])
-        return params, grads, buffers, first_steps, group_of, created
+                group_of.append(index)
+        self._plan = _C.StepPlan(params, buffers, first_steps, group_of)
+        self._plan_first_param = params[0] if params else None
+        self._stateless = stateless
+        self._plan_key = self._plan_key_now()
+        return created
 
     def _forget_state(self, params):
         for p in params:
             self.state.pop(p, None)
+        self._plan = None
 
     def _group_config(self, index, group):
         key = (

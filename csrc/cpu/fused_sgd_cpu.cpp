@@ -49,9 +49,10 @@ void fused_sgd_step_cpu(const StepArgs& args) {
     const int64_t group = args.group_of[i];
     const GroupConfig& g = args.groups[group];
     const bool momentum = group_uses_momentum[group];
-    const bool first = momentum && *args.momentum_first_steps[i].data_ptr<int64_t>() == kNeverWritten;
+    // (untyped data_ptr: the dtypes were checked; the typed one checks again, per tensor)
+    const bool first = momentum && *static_cast<int64_t*>(args.momentum_first_steps[i].data_ptr()) == kNeverWritten;
     plans[i] = TensorPlan{args.params[i].data_ptr(),
-                          args.grads[i].data_ptr(),
+                          args.grads[i].const_data_ptr(),
                           momentum ? args.momentum_buffers[i].data_ptr() : nullptr,
                           args.params[i].scalar_type(),
                           group,
@@ -76,7 +77,7 @@ void fused_sgd_step_cpu(const StepArgs& args) {
 
   for (size_t i = 0; i < n; ++i) {
     if (plans[i].flags.first) {
-      *args.momentum_first_steps[i].data_ptr<int64_t>() = step;
+      *static_cast<int64_t*>(args.momentum_first_steps[i].data_ptr()) = step;
     }
   }
   *step_ptr = step + 1;

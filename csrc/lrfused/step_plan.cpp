@@ -1,0 +1,65 @@
+#include "lrfused/step_plan.h"
+
+namespace lrfused {
+namespace {
+
+at::Tensor or_undefined(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
+
+void run_step(const StepArgs& args) {
+  if (args.step.is_cuda()) {
+#ifdef LRFUSED_WITH_CUDA
+    fused_sgd_step_cuda(args);
+#else
+    TORCH_CHECK(false, "params are on ", args.step.device(),
+                " but lrfused was built without CUDA; rebuild with CUDA torch and nvcc present");
+#endif
+  } else {
+    TORCH_CHECK(args.step.is_cpu(), "params must be on CPU or CUDA, got ", args.step.device());
+    fused_sgd_step_cpu(args);
+  }
+}
+
+}  // namespace
+
+StepPlan::StepPlan(std::vector<at::Tensor> params, const std::vector<std::optional<at::Tensor>>& momentum_buffers,
+                   const std::vector<std::optional<at::Tensor>>& momentum_first_steps, std::vector<int64_t> group_of)
+    : params_(std::move(params)), group_of_(std::move(group_of)) {
+  TORCH_CHECK(momentum_buffers.size() == params_.size() && momentum_first_steps.size() == params_.size() &&
+                  group_of_.size() == params_.size(),
+              "params, momentum_buffers, momentum_first_steps and group_of must have one entry per param; got "
+              "lengths ",
+              params_.size(), ", ", momentum_buffers.size(), ", ", momentum_first_steps.size(), ", ",
+              group_of_.size());
+  momentum_buffers_.reserve(params_.size());
+  momentum_first_steps_.reserve(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    momentum_buffers_.push_back(or_undefined(momentum_buffers[i]));
+    momentum_first_steps_.push_back(or_undefined(momentum_first_steps[i]));
+  }
+}
+
+void StepPlan::step(const std::vector<GroupConfig>& groups, const at::Tensor& step) const {
+  StepArgs args;
+  const size_t n = params_.size();
+  args.params.reserve(n);
+  args.grads.reserve(n);
+  args.momentum_buffers.reserve(n);
+  args.momentum_first_steps.reserve(n);
+  args.group_of.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const at::Tensor& grad = params_[i].grad();
+    if (!grad.defined()) {
+      continue;  // as torch's optimizers: a param without a grad is left alone
+    }
+    args.params.push_back(params_[i]);
+    args.grads.push_back(grad);
+    args.momentum_buffers.push_back(momentum_buffers_[i]);
+    args.momentum_first_steps.push_back(momentum_first_steps_[i]);
+    args.group_of.push_back(group_of_[i]);
+  }
+  args.groups = groups;
+  args.step = step;
+  run_step(checked_step_args(std::move(args)));
+}
+
+}  // namespace lrfused
