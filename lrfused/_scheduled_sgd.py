@@ -63,6 +63,21 @@ def _refuse_state_creation_in_capture(param):
         )
 
 
+def _checked_schedule_step(step):
+    """A saved schedule step as an int >= 0 (or None when the state has none)."""
+    if step is None:
+        return None
+    if isinstance(step, torch.Tensor):
+        if step.numel() != 1 or step.is_floating_point() or step.is_complex():
+            raise TypeError(f"state_dict['{SCHEDULE_STEP}'] must be one integer, got a {step.dtype} tensor of shape {tuple(step.shape)}")
+        step = int(step.item())
+    elif isinstance(step, bool) or not isinstance(step, int):
+        raise TypeError(f"state_dict['{SCHEDULE_STEP}'] must be an int, got {type(step).__name__}")
+    if step < 0:
+        raise ValueError(f"state_dict['{SCHEDULE_STEP}'] must be >= 0, got {step}")
+    return step
+
+
 def _keeps_buffers(group):
     return group["cycle_momentum"] or group["momentum"] != 0
 
@@ -130,6 +145,8 @@ class ScheduledFusedSGD(Optimizer):
         """One fused SGD step over every param with a grad, at this step's scheduled LR and momentum."""
         loss = None
         if closure is not None:
+            if not callable(closure):
+                raise TypeError(f"closure must be callable (returning the loss), got {type(closure).__name__}")
             with torch.enable_grad():
                 loss = closure()
         self._check_can_step()
@@ -177,11 +194,14 @@ class ScheduledFusedSGD(Optimizer):
 
         A state without a schedule step (torch.optim.SGD's) keeps this optimizer's schedule position.
         """
-        step = state_dict.get(SCHEDULE_STEP)
-        if step is not None:
-            step = int(step.item() if isinstance(step, torch.Tensor) else step)
-            if step < 0:
-                raise ValueError(f"state_dict['{SCHEDULE_STEP}'] must be >= 0, got {step}")
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        for key, kind in (("state", dict), ("param_groups", list)):
+            if key not in state_dict:
+                raise ValueError(f"state_dict has no '{key}' entry: it is not an optimizer's state dict")
+            if not isinstance(state_dict[key], kind):
+                raise TypeError(f"state_dict['{key}'] must be a {kind.__name__}, got {type(state_dict[key]).__name__}")
+        step = _checked_schedule_step(state_dict.get(SCHEDULE_STEP))
         self._check_loaded_buffers(state_dict)
         groups_before = self.param_groups
         super().load_state_dict(state_dict)
@@ -301,8 +321,13 @@ class ScheduledFusedSGD(Optimizer):
         """Rejects momentum buffers that do not fit their params, before anything is loaded."""
         params = [p for group in self.param_groups for p in group["params"]]
         for key, state in state_dict.get("state", {}).items():
-            if not isinstance(key, int) or not 0 <= key < len(params) or not isinstance(state, dict):
+            if not isinstance(state, dict):
+                raise TypeError(f"state_dict: the state of param {key} must be a dict, got {type(state).__name__}")
+            if not isinstance(key, int) or not 0 <= key < len(params):
                 continue
+            first = state.get(MOMENTUM_FIRST_STEP)
+            if first is not None and (not isinstance(first, torch.Tensor) or first.numel() != 1):
+                raise TypeError(f"state_dict: momentum_first_step of param {key} must be a one-element tensor")
             buf = state.get(MOMENTUM_BUFFER)
             if buf is None:
                 continue

@@ -199,3 +199,68 @@ def test_group_values_made_invalid_after_construction_fail_the_step_cleanly():
     with pytest.raises(RuntimeError, match="param group 0: weight_decay must be a finite number >= 0, got -1"):
         opt.step()
     assert_unchanged(opt, [p], before)
+
+
+# Every numeric argument of every constructor, with every kind of bad value.
+NUMERIC_ARGUMENTS = {
+    "one_cycle": (one_cycle, ["max_lr", "pct_start", "base_momentum", "max_momentum", "div_factor",
+                              "final_div_factor", "momentum", "dampening", "weight_decay"]),
+    "cyclic": (cyclic, ["base_lr", "max_lr", "step_size_up", "step_size_down", "gamma", "base_momentum",
+                        "max_momentum", "momentum", "dampening", "weight_decay"]),
+    "warm_restarts": (warm_restarts, ["max_lr", "eta_min", "momentum", "dampening", "weight_decay"]),
+    "ramp": (lambda **kw: (lambda params: lrfused.FusedRampSGD(params, **kw)),
+             ["start_lr", "end_lr", "momentum", "dampening", "weight_decay"]),
+}
+BAD_VALUES = [(math.nan, ValueError), (math.inf, ValueError), (-math.inf, ValueError), (-1.0, ValueError),
+              ("0.1", TypeError), (None, TypeError), (True, TypeError), (torch.tensor(0.1), TypeError)]
+
+
+@pytest.mark.parametrize(
+    "kind, name", [(k, n) for k, (_, names) in NUMERIC_ARGUMENTS.items() for n in names]
+)
+@pytest.mark.parametrize("value, error", BAD_VALUES, ids=["nan", "inf", "-inf", "negative", "str", "None", "bool", "tensor"])
+def test_every_numeric_argument_rejects_bad_values(kind, name, value, error):
+    if kind == "cyclic" and name == "step_size_down" and value is None:
+        pytest.skip("step_size_down=None means 'same as step_size_up'")
+    p = torch.randn(3)
+    before = p.clone()
+    with pytest.raises(error, match=name):
+        NUMERIC_ARGUMENTS[kind][0](**{name: value})([p])
+    assert torch.equal(p, before)
+
+
+def test_step_with_a_closure_that_is_not_callable():
+    p = torch.randn(3)
+    p.grad = torch.ones(3)
+    opt = lrfused.FusedOneCycleSGD([p], max_lr=0.1, total_steps=10)
+    before = snapshot(opt, [p])
+    with pytest.raises(TypeError, match="closure must be callable"):
+        opt.step(closure=3)
+    assert_unchanged(opt, [p], before)
+
+
+@pytest.mark.parametrize(
+    "corrupt, error, message",
+    [
+        (lambda sd: [1, 2], TypeError, "state_dict must be a dict, got list"),
+        (lambda sd: {"state": {}}, ValueError, "state_dict has no 'param_groups' entry"),
+        (lambda sd: {**sd, "state": []}, TypeError, r"state_dict\['state'\] must be a dict, got list"),
+        (lambda sd: {**sd, "param_groups": {}}, TypeError, r"state_dict\['param_groups'\] must be a list"),
+        (lambda sd: {**sd, "schedule_step": "3"}, TypeError, r"state_dict\['schedule_step'\] must be an int, got str"),
+        (lambda sd: {**sd, "schedule_step": torch.tensor(1.5)}, TypeError, "must be one integer"),
+        (lambda sd: {**sd, "state": {0: "buffer"}}, TypeError, "the state of param 0 must be a dict, got str"),
+        (lambda sd: {**sd, "state": {0: {"momentum_buffer": torch.zeros(5), "momentum_first_step": "x"}}},
+         TypeError, "momentum_first_step of param 0 must be a one-element tensor"),
+    ],
+    ids=["not_a_dict", "no_groups", "state_list", "groups_dict", "step_str", "step_float", "state_str", "flag_str"],
+)
+def test_foreign_or_corrupt_state_dicts(corrupt, error, message):
+    params = [torch.randn(5), torch.randn(3)]
+    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    before = snapshot(opt, params)
+    with pytest.raises(error, match=message):
+        opt.load_state_dict(corrupt(opt.state_dict()))
+    assert_unchanged(opt, params, before)

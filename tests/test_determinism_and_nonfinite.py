@@ -1,0 +1,55 @@
+"""Bit-identical results across runs and thread counts; NaN/inf grads behave exactly as in torch."""
+import math
+
+import pytest
+import torch
+
+import lrfused
+from conftest import DEVICES
+from reference import torch_one_cycle
+
+
+def run_steps(threads, dtype):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        params = [torch.randn(n, generator=generator).to(dtype) for n in (1, 4097, 100_003, 70_000)]
+        opt = lrfused.FusedOneCycleSGD(params, max_lr=0.3, total_steps=5, weight_decay=1e-3, nesterov=True)
+        for _ in range(5):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator).to(dtype)
+            opt.step()
+        return params
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_bit_identical_across_runs_and_thread_counts(dtype):
+    reference = run_steps(1, dtype)
+    for threads in (1, 2, 3):
+        for a, b in zip(reference, run_steps(threads, dtype)):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_grads_match_torch_and_stay_in_their_tensor(bad, device):
+    fused_params = [torch.randn(33, device=device) for _ in range(3)]
+    torch_params = [p.clone() for p in fused_params]
+    fused = lrfused.FusedOneCycleSGD(fused_params, max_lr=0.1, total_steps=4, weight_decay=1e-2)
+    ref, sched = torch_one_cycle(torch_params, max_lr=0.1, total_steps=4, weight_decay=1e-2)
+    for step in range(4):
+        for i, (f, t) in enumerate(zip(fused_params, torch_params)):
+            grad = torch.randn(33, device=device)
+            if i == 1 and step == 1:
+                grad[5] = bad
+            f.grad, t.grad = grad, grad.clone()
+        fused.step()
+        ref.step()
+        sched.step()
+        for f, t in zip(fused_params, torch_params):
+            torch.testing.assert_close(f, t, equal_nan=True)
+    assert torch.isfinite(fused_params[0]).all() and torch.isfinite(fused_params[2]).all()
+    assert not torch.isfinite(fused_params[1][5])

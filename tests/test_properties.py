@@ -1,0 +1,97 @@
+"""Property tests: random layouts, groups, dtypes, options and schedules against torch, every step.
+
+CI runs a bounded profile; LRFUSED_HYPOTHESIS_PROFILE=long runs 1,000 examples.
+"""
+import os
+
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from conftest import DEVICES
+from reference import SideBySide
+
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("LRFUSED_HYPOTHESIS_PROFILE", "ci"))
+
+SIZES = st.one_of(st.integers(0, 8), st.integers(9, 5000), st.sampled_from([65_537, 100_000]))
+
+
+@st.composite
+def group_specs(draw):
+    groups = []
+    budget = 300_000  # elements in all, to keep an example fast
+    for _ in range(draw(st.integers(1, 3))):
+        sizes = draw(st.lists(SIZES, min_size=1, max_size=draw(st.sampled_from([3, 20, 70]))))
+        shapes = []
+        for size in sizes:
+            if size <= budget:
+                shapes.append((size,))
+                budget -= size
+        shapes = shapes or [(1,)]
+        nesterov = draw(st.booleans())
+        groups.append({
+            "shapes": shapes,
+            "weight_decay": draw(st.sampled_from([0.0, 1e-4, 0.05])),
+            "nesterov": nesterov,
+            "dampening": 0.0 if nesterov else draw(st.sampled_from([0.0, 0.3])),
+            "maximize": draw(st.booleans()),
+        })
+    return groups
+
+
+@st.composite
+def schedules(draw):
+    kind = draw(st.sampled_from(["one_cycle", "cyclic", "warm_restarts"]))
+    cycle_momentum = draw(st.booleans())
+    momentum = {} if cycle_momentum else {"momentum": draw(st.sampled_from([0.5, 0.9]))}
+    if kind == "one_cycle":
+        total = draw(st.integers(1, 30))
+        kwargs = dict(max_lr=draw(st.sampled_from([0.01, 0.3])), total_steps=total,
+                      pct_start=draw(st.sampled_from([0.0, 0.25, 0.3, 0.5, 0.9])),
+                      anneal_strategy=draw(st.sampled_from(["cos", "linear"])),
+                      three_phase=draw(st.booleans()), cycle_momentum=cycle_momentum, **momentum)
+        assume(not zero_length_phase(kwargs))  # where OneCycleLR itself divides by zero
+        return kind, kwargs, total
+    if kind == "cyclic":
+        kwargs = dict(base_lr=0.01, max_lr=0.2, step_size_up=draw(st.integers(1, 5)),
+                      step_size_down=draw(st.one_of(st.none(), st.integers(1, 5))),
+                      mode=draw(st.sampled_from(["triangular", "triangular2", "exp_range"])),
+                      gamma=draw(st.sampled_from([1.0, 0.9])), cycle_momentum=cycle_momentum, **momentum)
+        return kind, kwargs, draw(st.integers(1, 20))
+    kwargs = dict(max_lr=0.2, T_0=draw(st.integers(1, 5)), T_mult=draw(st.integers(1, 3)),
+                  eta_min=draw(st.sampled_from([0.0, 0.01])), momentum=draw(st.sampled_from([0.0, 0.9])))
+    return kind, kwargs, draw(st.integers(1, 20))
+
+
+def zero_length_phase(kwargs):
+    """Whether a 1cycle phase the schedule reaches has length 0 (test_schedule covers lrfused there)."""
+    n, pct = kwargs["total_steps"], kwargs["pct_start"]
+    ends = [pct * n - 1, 2 * pct * n - 2, n - 1] if kwargs["three_phase"] else [pct * n - 1, n - 1]
+    return any(end == start for end, start in zip(ends, [0.0] + ends[:-1]))
+
+
+def valid_for(groups, kwargs):
+    """nesterov needs a non-zero momentum; drop it where the draw gave none."""
+    if kwargs.get("cycle_momentum", False) is False and kwargs.get("momentum", 0.9) == 0.0:
+        for g in groups:
+            g["nesterov"] = False
+    return groups
+
+
+@given(groups=group_specs(), schedule=schedules(),
+       dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.float16]),
+       device=st.sampled_from(DEVICES), skip_seed=st.integers(0, 3))
+def test_matches_torch_after_every_step(groups, schedule, dtype, device, skip_seed):
+    kind, kwargs, steps = schedule
+    groups = valid_for(groups, kwargs)
+    runs = SideBySide(kind, groups, dtype, device, **kwargs)
+    runs.assert_schedule_matches()
+    n_params = sum(len(g["shapes"]) for g in groups)
+    for step in range(steps):
+        # Some params get no grad on some steps.
+        skip = {i for i in range(n_params) if (i + step + skip_seed) % 5 == 0} if skip_seed else set()
+        runs.step(skip=skip)
+        runs.assert_schedule_matches()
+        runs.assert_params_match(step)
