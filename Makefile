@@ -1,9 +1,9 @@
 # The two commands of the README:  make find  (set up + run the range test)  and  make test.
 PYTHON ?= python
 # torch is pinned to the CUDA 13.0 build that matches this machine's nvcc (see README).
-DEPS = torch==2.14.1 pybind11 ninja numpy matplotlib tqdm pytest pytest-benchmark
+DEPS = torch==2.14.1 pybind11 ninja numpy matplotlib tqdm pytest pytest-benchmark hypothesis
 
-.PHONY: setup build find test bench clean
+.PHONY: setup build find test bench sanitize clean
 
 setup:
 	$(PYTHON) -m pip install -q $(DEPS)
@@ -25,6 +25,10 @@ test: setup
 bench: setup
 	$(PYTHON) -m pip install -q torch-lr-finder
 	$(PYTHON) -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results.json
+
+# The CPU test suite against an AddressSanitizer + UBSan build (in a scratch copy; see .ci/sanitize).
+sanitize: setup
+	PYTHON=$(PYTHON) ./.ci/sanitize
 
 clean:
 	rm -rf build lrfused/_C*.so lr_find_out .benchmarks

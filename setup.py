@@ -4,6 +4,8 @@ Environment overrides:
   LRFUSED_CUDA=0           build CPU-only even where CUDA could be built
   LRFUSED_CUDA=1           require the CUDA build (fail instead of falling back to CPU-only)
   TORCH_CUDA_ARCH_LIST     GPU targets (default here: "8.0;9.0+PTX", i.e. sm_80, sm_90 and PTX)
+  LRFUSED_SANITIZE=1       build the C++ code with AddressSanitizer + UndefinedBehaviorSanitizer
+                           (run Python with the ASan runtime preloaded; see .ci/sanitize)
 """
 import glob
 import os
@@ -64,6 +66,11 @@ sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/lrfused/*.cpp") + glo
 # -ffp-contract=off: no fused multiply-adds, so the vectorised body and the scalar tail of a loop round
 # the same way and results do not depend on how work is split across threads.
 cxx_flags = ["-O3", "-ffp-contract=off", "-fopenmp", "-fvisibility=hidden"]
+link_flags = ["-fopenmp"]
+if os.environ.get("LRFUSED_SANITIZE") == "1":
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+    cxx_flags = ["-O1", "-g"] + cxx_flags[1:] + sanitize
+    link_flags += sanitize
 define_macros = []
 if with_cuda:
     sources += sorted(glob.glob("csrc/cuda/*.cu"))
@@ -75,7 +82,7 @@ if with_cuda:
         include_dirs=[os.path.join(here, "csrc")],
         define_macros=define_macros,
         extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
-        extra_link_args=["-fopenmp"],
+        extra_link_args=link_flags,
     )
 else:
     extension = CppExtension(
@@ -83,7 +90,7 @@ else:
         sources,
         include_dirs=[os.path.join(here, "csrc")],
         extra_compile_args={"cxx": cxx_flags},
-        extra_link_args=["-fopenmp"],
+        extra_link_args=link_flags,
     )
 print(
     f"lrfused: building the {'CPU + CUDA' if with_cuda else 'CPU-only'} extension "

@@ -2,8 +2,9 @@
 # The prepared check for a lent GPU machine (torch + CUDA already installed, no registries).
 # From the repo root:   OUT=/some/dir bash benchmarks/gpu_check.sh
 # Builds the extension there, runs the test suite (CUDA tests included), then the GPU report
-# (fused step vs torch fused SGD + OneCycleLR vs the copy floor, kernels per step, graph replay).
-# Logs under $OUT. Finishes well inside 8 minutes on an H200.
+# (fused step vs torch fused SGD + OneCycleLR vs the copy floor, kernels per step, graph replay, the
+# graph-captured range test), with a subset of the CUDA tests under compute-sanitizer in between.
+# Logs under $OUT. Each stage has its own timeout; the whole fits in 8 minutes on an H200.
 set -uo pipefail
 OUT=${OUT:-/tmp/lrfused_gpu_check}
 mkdir -p "$OUT"
@@ -26,8 +27,25 @@ grep "lrfused: building" "$OUT/build.log"
 echo "built in $(( $(date +%s) - start ))s"
 
 echo "== tests"
-timeout 240 $PY -m pytest tests -q -x -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -15 || status=1
+timeout 180 $PY -m pytest tests -q -x -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -15 || status=1
+
+echo "== compute-sanitizer (memcheck, racecheck) on a subset of the CUDA tests"
+if command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck; do
+    if timeout 90 compute-sanitizer --tool "$tool" --error-exitcode 9 $PY -m pytest -q -x -p no:cacheprovider \
+         tests/test_cuda.py::test_graph_replay_advances_the_schedule_like_eager_steps \
+         "tests/test_numerics.py::test_one_cycle_matches_torch[dampening-float32-cuda]" \
+         "tests/test_numerics.py::test_one_cycle_matches_torch[nesterov_decay-bfloat16-cuda]" \
+         > "$OUT/sanitizer_$tool.log" 2>&1; then
+      echo "$tool: clean"
+    else
+      echo "$tool: FAILED or timed out (see sanitizer_$tool.log)"; tail -20 "$OUT/sanitizer_$tool.log"; status=1
+    fi
+  done
+else
+  echo "compute-sanitizer not found: skipped"
+fi
 
 echo "== report"
-(cd benchmarks && timeout 240 $PY gpu_report.py --json "$OUT/report.json") 2>&1 | tee "$OUT/report.txt" || status=1
+(cd benchmarks && timeout 180 $PY gpu_report.py --json "$OUT/report.json") 2>&1 | tee "$OUT/report.txt" || status=1
 exit $status

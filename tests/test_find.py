@@ -172,13 +172,20 @@ def test_ramp_optimizer_applies_the_documented_lr_at_every_step():
         (dict(smooth=1.0), ValueError, "smooth must be <= 0.999999"),
         (dict(diverge_threshold=1.0), ValueError, "diverge_threshold must be > 1.0"),
         (dict(loss_fn="mse"), TypeError, "loss_fn must be callable"),
+        (dict(data=5), TypeError, "data must be an iterable of \\(inputs, targets\\) batches, got int"),
+        (dict(model="net"), TypeError, "model must be a torch.nn.Module, got str"),
+        (dict(momentum=-0.5), ValueError, "momentum .* must be >= 0.0"),
+        (dict(weight_decay=math.nan), ValueError, "weight_decay .* must be finite"),
+        (dict(check_every=0), ValueError, "check_every must be >= 1"),
+        (dict(cuda_graph="yes"), TypeError, "cuda_graph must be a bool"),
     ],
 )
 def test_bad_arguments_are_rejected_before_the_sweep(kwargs, error, message):
     model = prepared_model()
     before = fingerprint(model)
+    args = {"model": model, "data": digits_loader(), **kwargs}
     with pytest.raises(error, match=message):
-        range_test(model, digits_loader(), progress=False, **kwargs)
+        range_test(args.pop("model"), args.pop("data"), progress=False, **args)
     assert_same(before, fingerprint(model))
 
 

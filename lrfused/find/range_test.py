@@ -1,4 +1,5 @@
 """range_test(): Leslie Smith's LR range test on any model and data, model restored afterwards."""
+import collections.abc
 import math
 import time
 
@@ -52,6 +53,8 @@ def range_test(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(model.parameters(), None) is None:
         raise ValueError("model has no parameters")
+    if not isinstance(data, collections.abc.Iterable):
+        raise TypeError(f"data must be an iterable of (inputs, targets) batches, got {type(data).__name__}")
     check_ramp(start_lr, end_lr, num_iter, mode)
     check_number("smooth", smooth, maximum=0.999999)
     check_number("diverge_threshold", diverge_threshold, minimum=1.0, strictly_above=True)
