@@ -100,3 +100,41 @@ def test_module_runs_as_a_subprocess(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "LR range test: " in done.stdout
     assert (tmp_path / "lr_find.json").exists()
+
+
+def test_then_train_trains_at_the_recommended_max_lr(tmp_path, capsys):
+    assert main(FAST + ["--out", str(tmp_path), "--then-train", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "training 2 epochs with FusedOneCycleSGD(max_lr=" in printed
+    assert "epoch   2" in printed and "val accuracy" in printed
+    record = json.loads((tmp_path / "train.json").read_text())
+    found = json.loads((tmp_path / "lr_find.json").read_text())
+    assert record["max_lr"] == found["recommendation"]["max_lr"]
+    assert len(record["epochs"]) == 2 and record["epochs"][1]["val_accuracy"] > 0.2
+    assert (tmp_path / "train.png").stat().st_size > 10_000
+
+
+def test_then_train_with_user_validation_data(tmp_path, capsys):
+    argv = FAST + ["--out", str(tmp_path), "--model", "test_find_cli:tiny_model", "--data", "test_find_cli:tiny_data",
+                   "--val-data", "test_find_cli:tiny_data", "--then-train", "1", "--start-lr", "1e-4", "--end-lr", "1"]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "train.json").read_text())["epochs"][0]["val_accuracy"] is not None
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--then-train", "0"], "--then-train must be >= 1 epochs"),
+        (["--val-data", "test_find_cli:tiny_data"], "--val-data is only used with --then-train"),
+        (["--then-train", "1", "--data", "test_find_cli:one_shot_data"], "--then-train needs --data with a length"),
+    ],
+)
+def test_then_train_usage_errors(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(FAST + argv + ["--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def one_shot_data():
+    return iter(tiny_data())

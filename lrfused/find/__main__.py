@@ -42,6 +42,8 @@ def build_parser():
     parser.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-cuda-graph", action="store_true", help="run the sweep eagerly on CUDA too")
+    parser.add_argument("--then-train", type=int, metavar="EPOCHS", help="then train the model for EPOCHS epochs with FusedOneCycleSGD at the recommended max_lr")
+    parser.add_argument("--val-data", metavar="MODULE:CALLABLE", help="validation batches for --then-train (default with the built-in data: its held-out split)")
     return parser
 
 
@@ -83,6 +85,15 @@ def build_data(args):
     return data
 
 
+def build_val_data(args):
+    if args.val_data is not None:
+        data = load_callable(args.val_data, "val-data")()
+        if not hasattr(data, "__iter__"):
+            raise UsageError(f"--val-data {args.val_data} returned {type(data).__name__}, not an iterable")
+        return data
+    return builtin.digits_loader(split="test") if args.data is None else None
+
+
 def build_loss(args):
     if args.loss is None:
         return torch.nn.CrossEntropyLoss()
@@ -105,6 +116,10 @@ def check_args(args):
         raise UsageError(f"--diverge-threshold must be > 1, got {args.diverge_threshold}")
     if not args.momentum >= 0 or not args.weight_decay >= 0:
         raise UsageError(f"--momentum and --weight-decay must be >= 0, got {args.momentum} and {args.weight_decay}")
+    if args.then_train is not None and args.then_train < 1:
+        raise UsageError(f"--then-train must be >= 1 epochs, got {args.then_train}")
+    if args.val_data is not None and args.then_train is None:
+        raise UsageError("--val-data is only used with --then-train")
 
 
 def resolve_device(name):
@@ -140,6 +155,9 @@ def main(argv=None):
         model = build_model(args, device)
         data = build_data(args)
         loss_fn = build_loss(args)
+        val_data = build_val_data(args) if args.then_train else None
+        if args.then_train and not hasattr(data, "__len__"):
+            raise UsageError("--then-train needs --data with a length (a DataLoader or a list), to count steps")
         result = range_test(
             model,
             data,
@@ -179,7 +197,28 @@ def main(argv=None):
         if not args.json:
             print("error: no usable loss curve (is the loss finite at the first step?)", file=sys.stderr)
         return 1
+    if args.then_train:
+        then_train(args, model, data, val_data, loss_fn, result.recommendation["max_lr"])
     return 0
+
+
+def then_train(args, model, data, val_data, loss_fn, max_lr):
+    """Trains the (restored) model with the recommended 1cycle policy; prints and plots each epoch."""
+    from lrfused.find import train
+
+    print(f"training {args.then_train} epochs with FusedOneCycleSGD(max_lr={max_lr:.3g}, weight_decay={args.weight_decay})")
+
+    def report(r):
+        accuracy = "" if r["val_accuracy"] is None else f"  val accuracy {100 * r['val_accuracy']:.2f}%"
+        val = "" if r["val_loss"] is None else f"  val loss {r['val_loss']:.4f}"
+        print(f"  epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f}{val}{accuracy}  ({r['seconds']:.2f}s)", flush=True)
+
+    opt = train.one_cycle_optimizer(model, max_lr, args.then_train, len(data), weight_decay=args.weight_decay)
+    history = train.train(model, data, val_data, loss_fn, args.then_train, opt, on_epoch=report)
+    with open(os.path.join(args.out, "train.json"), "w") as f:
+        json.dump({"max_lr": max_lr, "epochs": history}, f, indent=1)
+    train.plot_history(history, os.path.join(args.out, "train.png"), f"1cycle at max_lr {max_lr:.3g}")
+    print(f"  wrote {os.path.join(args.out, 'train.json')} and {os.path.join(args.out, 'train.png')}")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,24 @@ def digits_tensors():
     return images, labels
 
 
-def digits_loader(batch_size=64, seed=0):
-    """A shuffled DataLoader over the digits, its order fixed by `seed`."""
+TEST_SIZE = 497  # held out for validation: the last 497 of a fixed permutation, 1,300 left to train on
+
+
+def digits_split(split):
+    """'train' (1,300 images) or 'test' (497): a fixed split, the same for every seed."""
     images, labels = digits_tensors()
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1234))
+    chosen = order[: len(labels) - TEST_SIZE] if split == "train" else order[len(labels) - TEST_SIZE :]
+    return images[chosen], labels[chosen]
+
+
+def digits_loader(batch_size=64, seed=0, split="train"):
+    """A DataLoader over a split of the digits: shuffled (in an order fixed by `seed`) for 'train',
+    in order for 'test'."""
+    images, labels = digits_split(split)
     dataset = torch.utils.data.TensorDataset(images, labels)
+    if split == "test":
+        return torch.utils.data.DataLoader(dataset, batch_size=256)
     generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
 
