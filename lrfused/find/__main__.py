@@ -13,6 +13,7 @@ import tempfile
 import torch
 
 from lrfused.find import builtin
+from lrfused.find.grid import MAX_COMBINATIONS, check_grid, range_test_grid
 from lrfused.find.range_test import range_test
 
 
@@ -34,8 +35,11 @@ def build_parser():
     parser.add_argument("--mode", choices=("exp", "linear"), default="exp")
     parser.add_argument("--smooth", type=float, default=0.95, help="EMA factor of the smoothed loss, in [0, 1)")
     parser.add_argument("--diverge-threshold", type=float, default=4.0, help="stop when the smoothed loss rises (threshold - 1) x |best| above the best")
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--momentum", type=number_list, default=[0.9], metavar="M[,M...]",
+                        help="momentum of the sweep; a comma-separated list runs one sweep per value (default 0.9)")
+    parser.add_argument("--weight-decay", type=number_list, default=[0.0], metavar="WD[,WD...]",
+                        help="weight decay of the sweep; a comma-separated list runs one sweep per value (default 0)")
+    parser.add_argument("--yes", action="store_true", help=f"run grids of more than {MAX_COMBINATIONS} combinations")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the model's initialisation and the data order")
     parser.add_argument("--out", default="lr_find_out", metavar="DIR", help="where lr_find.png and lr_find.json go")
@@ -45,6 +49,15 @@ def build_parser():
     parser.add_argument("--then-train", type=int, metavar="EPOCHS", help="then train the model for EPOCHS epochs with FusedOneCycleSGD at the recommended max_lr")
     parser.add_argument("--val-data", metavar="MODULE:CALLABLE", help="validation batches for --then-train (default with the built-in data: its held-out split)")
     return parser
+
+
+def number_list(text):
+    """'1e-4,1e-3' -> [0.0001, 0.001] (argparse turns the ValueError into a usage error)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or a comma-separated list of numbers, got {text!r}") from None
+    return values
 
 
 def load_callable(spec, what):
@@ -114,8 +127,11 @@ def check_args(args):
         raise UsageError(f"--smooth must be in [0, 1), got {args.smooth}")
     if not args.diverge_threshold > 1:
         raise UsageError(f"--diverge-threshold must be > 1, got {args.diverge_threshold}")
-    if not args.momentum >= 0 or not args.weight_decay >= 0:
-        raise UsageError(f"--momentum and --weight-decay must be >= 0, got {args.momentum} and {args.weight_decay}")
+    try:
+        check_grid(args.weight_decay, args.momentum, 10**9 if args.yes else MAX_COMBINATIONS,
+                   names=("--weight-decay", "--momentum"), more="pass --yes")
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
     if args.then_train is not None and args.then_train < 1:
         raise UsageError(f"--then-train must be >= 1 epochs, got {args.then_train}")
     if args.val_data is not None and args.then_train is None:
@@ -158,21 +174,22 @@ def main(argv=None):
         val_data = build_val_data(args) if args.then_train else None
         if args.then_train and not hasattr(data, "__len__"):
             raise UsageError("--then-train needs --data with a length (a DataLoader or a list), to count steps")
-        result = range_test(
-            model,
-            data,
-            loss_fn,
+        sweep = dict(
             start_lr=args.start_lr,
             end_lr=args.end_lr,
             num_iter=args.num_iter,
             mode=args.mode,
             smooth=args.smooth,
             diverge_threshold=args.diverge_threshold,
-            momentum=args.momentum,
-            weight_decay=args.weight_decay,
             cuda_graph=not args.no_cuda_graph,
             progress=not args.no_progress and not args.json,
         )
+        if is_grid(args):
+            # A fresh iterable per sweep: the same data order for every combination.
+            outcome = range_test_grid(model, lambda: build_data(args), loss_fn, weight_decays=args.weight_decay,
+                                      momenta=args.momentum, max_combinations=10**9, **sweep)
+        else:
+            outcome = range_test(model, data, loss_fn, momentum=args.momentum[0], weight_decay=args.weight_decay[0], **sweep)
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (TypeError, ValueError) as error:  # arguments, or a model, data and loss that do not fit
@@ -182,38 +199,53 @@ def main(argv=None):
     except Exception as error:  # the user's model, data or loss failed during the sweep
         parser.exit(1, f"{parser.prog}: error: the sweep failed: {type(error).__name__}: {error}\n")
 
-    json_path = os.path.join(args.out, "lr_find.json")
-    png_path = os.path.join(args.out, "lr_find.png")
+    name = "lr_find_grid" if is_grid(args) else "lr_find"
+    json_path, png_path = os.path.join(args.out, name + ".json"), os.path.join(args.out, name + ".png")
     with open(json_path, "w") as f:
-        f.write(result.to_json())
-    if result.lrs:
-        result.plot(png_path)
+        f.write(outcome.to_json())
+    plotted = any(run["result"].lrs for run in outcome.runs) if is_grid(args) else bool(outcome.lrs)
+    if plotted:
+        outcome.plot(png_path)
     if args.json:
-        print(result.to_json())
+        print(outcome.to_json())
     else:
-        print(result.summary())
-        print(f"  wrote {json_path}" + (f" and {png_path}" if result.lrs else ""))
-    if result.recommendation is None:
+        print(outcome.summary())
+        print(f"  wrote {json_path}" + (f" and {png_path}" if plotted else ""))
+
+    if is_grid(args):
+        best = outcome.best
+        max_lr = best["max_lr"] if best else None
+        optimizer_args = dict(weight_decay=best["weight_decay"], max_momentum=best["momentum"],
+                              base_momentum=max(best["momentum"] - 0.1, 0.0)) if best else {}
+    else:
+        max_lr = None if outcome.recommendation is None else outcome.recommendation["max_lr"]
+        optimizer_args = dict(weight_decay=args.weight_decay[0])
+    if max_lr is None:
         if not args.json:
             print("error: no usable loss curve (is the loss finite at the first step?)", file=sys.stderr)
         return 1
     if args.then_train:
-        then_train(args, model, data, val_data, loss_fn, result.recommendation["max_lr"])
+        then_train(args, model, data, val_data, loss_fn, max_lr, optimizer_args)
     return 0
 
 
-def then_train(args, model, data, val_data, loss_fn, max_lr):
+def is_grid(args):
+    return len(args.weight_decay) * len(args.momentum) > 1
+
+
+def then_train(args, model, data, val_data, loss_fn, max_lr, optimizer_args):
     """Trains the (restored) model with the recommended 1cycle policy; prints and plots each epoch."""
     from lrfused.find import train
 
-    print(f"training {args.then_train} epochs with FusedOneCycleSGD(max_lr={max_lr:.3g}, weight_decay={args.weight_decay})")
+    settings = ", ".join(f"{k}={v:g}" for k, v in optimizer_args.items())
+    print(f"training {args.then_train} epochs with FusedOneCycleSGD(max_lr={max_lr:.3g}, {settings})")
 
     def report(r):
         accuracy = "" if r["val_accuracy"] is None else f"  val accuracy {100 * r['val_accuracy']:.2f}%"
         val = "" if r["val_loss"] is None else f"  val loss {r['val_loss']:.4f}"
         print(f"  epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f}{val}{accuracy}  ({r['seconds']:.2f}s)", flush=True)
 
-    opt = train.one_cycle_optimizer(model, max_lr, args.then_train, len(data), weight_decay=args.weight_decay)
+    opt = train.one_cycle_optimizer(model, max_lr, args.then_train, len(data), **optimizer_args)
     history = train.train(model, data, val_data, loss_fn, args.then_train, opt, on_epoch=report)
     with open(os.path.join(args.out, "train.json"), "w") as f:
         json.dump({"max_lr": max_lr, "epochs": history}, f, indent=1)

@@ -125,10 +125,12 @@ class _NoProgress:
 
 
 def _progress_bar(total, enabled):
+    """A tqdm bar, or nothing; `enabled` may be a label for the bar."""
     if not enabled:
         return _NoProgress()
     try:
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is optional: no bar without it
         return _NoProgress()
-    return tqdm(total=total, desc="LR range test", unit="step", leave=False)
+    label = enabled if isinstance(enabled, str) else "LR range test"
+    return tqdm(total=total, desc=label, unit="step", leave=False)

@@ -1,0 +1,177 @@
+"""Range tests over a grid of weight decays and momenta (Smith's disciplined approach): one LR sweep
+per combination, all from the same initial weights and data order, compared in one picture.
+
+Ranking: by the lowest smoothed loss a sweep reached (lower is better), ties broken by the largest
+LR it reached before diverging (higher is better): the combination that trains at the highest
+rates with the lowest loss.
+"""
+import itertools
+import json
+import math
+from dataclasses import dataclass
+
+from lrfused._checks import check_int, check_number
+from lrfused.find.range_test import range_test
+
+MAX_COMBINATIONS = 16  # more needs an explicit yes (the CLI's --yes, the API's max_combinations)
+
+
+def check_grid(weight_decays, momenta, max_combinations=MAX_COMBINATIONS, names=("weight_decays", "momenta"),
+               more="raise max_combinations"):
+    """The grid's values as float lists; raises naming the argument before anything runs.
+
+    `names` and `more` let the command line speak of its own flags."""
+    out = []
+    for name, values in zip(names, (weight_decays, momenta)):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"{name} must be a list of numbers, got {type(values).__name__}")
+        values = list(values)
+        if not values:
+            raise ValueError(f"{name} is empty: give at least one value")
+        checked = []
+        for v in values:
+            if name == names[1]:
+                checked.append(check_number(f"{name} value", v, maximum=0.999999))
+            else:
+                checked.append(check_number(f"{name} value", v))
+        if len(set(checked)) != len(checked):
+            raise ValueError(f"{name} has repeated values: {values}")
+        out.append(checked)
+    check_int("max_combinations", max_combinations, minimum=1)
+    count = len(out[0]) * len(out[1])
+    if count > max_combinations:
+        raise ValueError(f"the grid has {count} combinations, more than {max_combinations}: {more} to run them all")
+    return out
+
+
+@dataclass
+class GridResult:
+    runs: list  # [{"weight_decay", "momentum", "result": RangeTestResult}], in grid order
+    ranking: list  # rows, best first
+
+    @property
+    def best(self):
+        return self.ranking[0] if self.ranking else None
+
+    def call(self):
+        """The optimizer call to paste for the best combination, or None."""
+        best = self.best
+        if best is None or best["max_lr"] is None:
+            return None
+        m = best["momentum"]
+        return (
+            f"lrfused.FusedOneCycleSGD(model.parameters(), max_lr={best['max_lr']:.3g}, "
+            f"total_steps=len(loader) * epochs, weight_decay={best['weight_decay']:g}, "
+            f"max_momentum={m:g}, base_momentum={max(m - 0.1, 0.0):g})"
+        )
+
+    def to_dict(self):
+        return {
+            "runs": [
+                {"weight_decay": r["weight_decay"], "momentum": r["momentum"], **r["result"].to_dict()}
+                for r in self.runs
+            ],
+            "ranking": self.ranking,
+            "best": self.best,
+            "call": self.call(),
+        }
+
+    def to_json(self):
+        from lrfused.find.result import _finite_or_none
+
+        return json.dumps(_finite_or_none(self.to_dict()), indent=1)
+
+    def summary(self):
+        lines = [f"LR range tests over {len(self.runs)} combinations, best first:"]
+        lines.append(f"  {'rank':>4} {'weight_decay':>12} {'momentum':>8} {'lowest loss':>12} {'largest LR':>11} {'max_lr':>8}  end")
+        for i, row in enumerate(self.ranking, 1):
+            max_lr = "-" if row["max_lr"] is None else f"{row['max_lr']:.3g}"
+            lines.append(
+                f"  {i:>4} {row['weight_decay']:>12g} {row['momentum']:>8g} {row['lowest_loss']:>12.4g} "
+                f"{row['largest_lr']:>11.3g} {max_lr:>8}  {row['end']}"
+            )
+        call = self.call()
+        lines.append(f"  recommended: {call}" if call else "  no recommendation: no sweep gave a usable curve")
+        return "\n".join(lines)
+
+    def plot(self, path=None):
+        """The smoothed curves overlaid, one colour per combination, the best one's max_lr marked."""
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 5))
+        best = self.best
+        finite = []
+        for i, run in enumerate(self.runs):
+            r = run["result"]
+            is_best = best is not None and (run["weight_decay"], run["momentum"]) == (best["weight_decay"], best["momentum"])
+            label = f"wd {run['weight_decay']:g}, momentum {run['momentum']:g}" + ("  (best)" if is_best else "")
+            ax.plot(r.lrs, r.smoothed, color=f"C{i % 10}", linewidth=3 if is_best else 1.3, label=label)
+            finite += [s for s in r.smoothed if math.isfinite(s)]
+            if is_best and r.recommendation is not None:
+                ax.axvline(r.recommendation["max_lr"], color=f"C{i % 10}", linestyle="--",
+                           label=f"best max_lr {r.recommendation['max_lr']:.2g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("smoothed loss")
+        ax.set_title("LR range tests: weight decay x momentum")
+        if finite:
+            low, high = min(finite), max(finite)
+            pad = 0.1 * (high - low or abs(high) or 1.0)
+            ax.set_ylim(low - pad, high + pad)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+        return ax
+
+
+def rank(runs):
+    rows = []
+    for run in runs:
+        r = run["result"]
+        usable = len(r.smoothed) - (1 if r.end["reason"] == "diverged" else 0)
+        smoothed = [s for s in r.smoothed[:usable] if math.isfinite(s)]
+        rows.append({
+            "weight_decay": run["weight_decay"],
+            "momentum": run["momentum"],
+            "lowest_loss": min(smoothed) if smoothed else math.inf,
+            "largest_lr": r.lrs[usable - 1] if usable > 0 else 0.0,
+            "max_lr": None if r.recommendation is None else r.recommendation["max_lr"],
+            "end": r.end_text(),
+        })
+    return sorted(rows, key=lambda row: (row["lowest_loss"], -row["largest_lr"]))
+
+
+def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=(0.9,),
+                    max_combinations=MAX_COMBINATIONS, progress=True, on_start=None, **kwargs):
+    """One range_test per (weight_decay, momentum) combination, model restored between sweeps.
+
+    `data` is an iterable (reused: range_test restores the RNG after each sweep, so a DataLoader
+    shuffling with the global RNG gives every sweep the same order) or a callable returning one
+    (called per sweep, for loaders with their own generator). Other keyword arguments go to
+    range_test. on_start(index, count, weight_decay, momentum) is called before each sweep.
+    """
+    weight_decays, momenta = check_grid(weight_decays, momenta, max_combinations)
+    combinations = list(itertools.product(weight_decays, momenta))
+    runs = []
+    for index, (wd, m) in enumerate(combinations):
+        if on_start is not None:
+            on_start(index, len(combinations), wd, m)
+        sweep_data = data() if callable(data) else data
+        result = range_test(model, sweep_data, loss_fn, weight_decay=wd, momentum=m,
+                            progress=_label(progress, index, len(combinations), wd, m), **kwargs)
+        runs.append({"weight_decay": wd, "momentum": m, "result": result})
+    return GridResult(runs=runs, ranking=rank(runs))
+
+
+def _label(progress, index, count, wd, m):
+    """range_test's progress argument: a bar labelled with the combination and the overall count."""
+    if not progress:
+        return False
+    return f"[{index + 1}/{count}] wd={wd:g} momentum={m:g}"

@@ -1,0 +1,81 @@
+"""Range tests over a grid of weight decays and momenta."""
+import json
+
+import pytest
+import torch
+
+from lrfused.find import range_test
+from lrfused.find.__main__ import main
+from lrfused.find.builtin import digits_cnn, digits_loader
+from lrfused.find.grid import range_test_grid
+
+SWEEP = dict(start_lr=1e-4, end_lr=3.0, num_iter=25, progress=False)
+
+
+def test_each_sweep_starts_from_the_same_weights_and_data_order():
+    torch.manual_seed(0)
+    model = digits_cnn()
+    before = [p.detach().clone() for p in model.parameters()]
+    grid = range_test_grid(model, digits_loader, weight_decays=[0.0, 1e-3], momenta=[0.8, 0.95], **SWEEP)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert [(r["weight_decay"], r["momentum"]) for r in grid.runs] == [(0.0, 0.8), (0.0, 0.95), (1e-3, 0.8), (1e-3, 0.95)]
+    alone = range_test(model, digits_loader(), weight_decay=1e-3, momentum=0.95, **SWEEP)
+    assert grid.runs[3]["result"].losses == alone.losses
+
+
+def test_ranking_prefers_the_lowest_loss_then_the_largest_lr():
+    torch.manual_seed(0)
+    grid = range_test_grid(digits_cnn(), digits_loader, weight_decays=[0.0], momenta=[0.5, 0.9, 0.99], **SWEEP)
+    lows = [row["lowest_loss"] for row in grid.ranking]
+    assert lows == sorted(lows)
+    best = grid.best
+    assert f"max_lr={best['max_lr']:.3g}" in grid.call() and f"max_momentum={best['momentum']:g}" in grid.call()
+    data = json.loads(grid.to_json())
+    assert len(data["runs"]) == 3 and len(data["runs"][0]["steps"]) == 25
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(weight_decays=[]), ValueError, "weight_decays is empty"),
+        (dict(momenta=[0.9, 1.0]), ValueError, "momenta value must be <= 0.999999, got 1.0"),
+        (dict(weight_decays=[-1e-4]), ValueError, "weight_decays value must be >= 0.0"),
+        (dict(momenta=[0.9, 0.9]), ValueError, "momenta has repeated values"),
+        (dict(momenta="0.9"), TypeError, "momenta must be a list of numbers, got str"),
+        (dict(weight_decays=[0, 1e-5, 1e-4, 1e-3, 1e-2], momenta=[0.8, 0.85, 0.9, 0.95]), ValueError,
+         "the grid has 20 combinations, more than 16: raise max_combinations"),
+    ],
+)
+def test_bad_grids_run_nothing(kwargs, error, message):
+    model = digits_cnn()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(error, match=message):
+        range_test_grid(model, digits_loader, **kwargs, **SWEEP)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_cli_grid(tmp_path, capsys):
+    argv = ["--num-iter", "20", "--no-progress", "--out", str(tmp_path), "--weight-decay", "0,1e-3", "--momentum", "0.9,0.95"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "LR range tests over 4 combinations" in printed and "recommended: lrfused.FusedOneCycleSGD(" in printed
+    data = json.loads((tmp_path / "lr_find_grid.json").read_text())
+    assert len(data["runs"]) == 4 and data["best"] == data["ranking"][0]
+    assert (tmp_path / "lr_find_grid.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--weight-decay", "1e-4,abc"], "expected a number or a comma-separated list of numbers, got '1e-4,abc'"),
+        (["--momentum", "0.9,1.2"], "--momentum value must be <= 0.999999, got 1.2"),
+        (["--weight-decay=-1e-4,0"], "--weight-decay value must be >= 0.0"),
+        (["--weight-decay", "0,1,2,3,4", "--momentum", "0.5,0.6,0.7,0.8"], "20 combinations, more than 16: pass --yes"),
+    ],
+)
+def test_cli_bad_grids_exit_2(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--no-progress", "--out", str(tmp_path)] + argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "lr_find_grid.json").exists()
