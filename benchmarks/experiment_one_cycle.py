@@ -13,8 +13,10 @@ weights. Reports the final validation accuracy and the epochs to reach a target 
 spread over seeds), and plots the mean validation accuracy per epoch.
 
     python benchmarks/experiment_one_cycle.py [--seeds 5] [--epochs 6] [--target 0.97] [--hard]
+                                              [--width 1] [--device cpu]
 
 --hard makes the task harder: a third of the training data and random pixel shifts of +-1.
+--width multiplies the CNN's channels (a larger model; gpu_check.sh runs --width 8 on the GPU).
 """
 import argparse
 import copy
@@ -65,8 +67,8 @@ def loaders(seed, hard):
     return train_loader, test_loader
 
 
-def run_policy(policy, initial, train_loader, test_loader, epochs, lrs, seed, dtype=torch.float32):
-    model = digits_cnn().to(dtype)
+def run_policy(policy, initial, train_loader, test_loader, epochs, lrs, seed, width, device, dtype=torch.float32):
+    model = digits_cnn(width).to(device=device, dtype=dtype)
     model.load_state_dict(initial)
     steps = epochs * len(train_loader)
     scheduler = None
@@ -89,13 +91,14 @@ def run_policy(policy, initial, train_loader, test_loader, epochs, lrs, seed, dt
     return model, [r["val_accuracy"] for r in history]
 
 
-def check_control(initial, seed, hard, epochs, lrs):
+def check_control(initial, seed, args, lrs):
     """(a) and (d) trained in float64 end equal: lrfused's 1cycle is torch's SGD + OneCycleLR."""
     models = []
     for policy in ("1cycle (lrfused)", "1cycle (torch control)"):
-        train_loader, test_loader = loaders(seed, hard)
+        train_loader, test_loader = loaders(seed, args.hard)
         initial64 = {k: v.double() for k, v in initial.items()}
-        models.append(run_policy(policy, initial64, train_loader, test_loader, epochs, lrs, seed, torch.float64)[0])
+        models.append(run_policy(policy, initial64, train_loader, test_loader, args.epochs, lrs, seed, args.width,
+                                 args.device, torch.float64)[0])
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
@@ -109,6 +112,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--target", type=float, default=0.97)
     parser.add_argument("--hard", action="store_true")
+    parser.add_argument("--width", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=HERE)
     args = parser.parse_args(argv)
 
@@ -117,16 +122,17 @@ def main(argv=None):
     for seed in range(args.seeds):
         torch.manual_seed(seed)
         train_loader, test_loader = loaders(seed, args.hard)
-        model = digits_cnn()
+        model = digits_cnn(args.width).to(args.device)
         initial = copy.deepcopy(model.state_dict())
         result = range_test(model, train_loader, progress=False)
         lrs = {"max_lr": result.recommendation["max_lr"], "constant": result.suggestions["minimum"]}
         sweeps.append(lrs)
         for policy in POLICIES:
             train_loader, test_loader = loaders(seed, args.hard)
-            _, accuracies = run_policy(policy, initial, train_loader, test_loader, args.epochs, lrs, seed)
+            _, accuracies = run_policy(policy, initial, train_loader, test_loader, args.epochs, lrs, seed,
+                                       args.width, args.device)
             curves[policy].append(accuracies)
-        check_control(initial, seed, args.hard, args.epochs, lrs)
+        check_control(initial, seed, args, lrs)
         print(f"seed {seed}: max_lr {lrs['max_lr']:.3g}, constant {lrs['constant']:.3g}: "
               + ", ".join(f"{p} {100 * curves[p][-1][-1]:.1f}%" for p in POLICIES), flush=True)
 
@@ -142,7 +148,8 @@ def main(argv=None):
             "epochs_to_target_mean": statistics.mean(hits) if hits else None,
             "seeds_reaching_target": len(hits),
         })
-    setting = f"{'hard: 1/3 of the data, shifted' if args.hard else 'full training split'}, {args.epochs} epochs"
+    setting = (f"{'hard: 1/3 of the data, shifted' if args.hard else 'full training split'}, {args.epochs} epochs"
+               + (f", width {args.width}" if args.width != 1 else "") + f", {args.device}")
     print(f"\n{setting}, {args.seeds} seeds, target {100 * args.target:.0f}% validation accuracy")
     print("| policy | final val. accuracy (mean ± sd) | epochs to target (mean, seeds reaching) |")
     print("| --- | ---: | ---: |")
@@ -151,7 +158,7 @@ def main(argv=None):
         print(f"| {r['policy']} | {100 * r['final_mean']:.2f}% ± {100 * r['final_std']:.2f} | "
               f"{to_target} ({r['seeds_reaching_target']}/{args.seeds}) |")
 
-    name = "experiment_one_cycle" + ("_hard" if args.hard else "")
+    name = "experiment_one_cycle" + ("_hard" if args.hard else "") + (f"_w{args.width}" if args.width != 1 else "")
     with open(os.path.join(args.out, name + ".json"), "w") as f:
         json.dump({"setting": setting, "target": args.target, "sweeps": sweeps, "rows": rows, "curves": curves}, f, indent=1)
     plot(curves, args, os.path.join(args.out, name + ".png"), setting)

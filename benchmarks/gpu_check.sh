@@ -48,4 +48,8 @@ fi
 
 echo "== report"
 (cd benchmarks && timeout 180 $PY gpu_report.py --json "$OUT/report.json") 2>&1 | tee "$OUT/report.txt" || status=1
+
+echo "== 1cycle vs step decay vs constant LR, a wider CNN on the GPU"
+timeout 150 $PY benchmarks/experiment_one_cycle.py --device cuda --width 8 --hard --seeds 3 --epochs 6 --out "$OUT" \
+  2>&1 | tail -8 || status=1
 exit $status

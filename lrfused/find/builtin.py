@@ -37,14 +37,16 @@ def digits_loader(batch_size=64, seed=0, split="train"):
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
 
 
-def digits_cnn():
-    """Two 3x3 convolutions and a linear classifier: 8x8 digits -> 10 classes."""
+def digits_cnn(width=1):
+    """Two 3x3 convolutions and a linear classifier: 8x8 digits -> 10 classes. `width` multiplies
+    the channels (16 and 32 at width 1)."""
+    c1, c2 = 16 * width, 32 * width
     return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.Conv2d(1, c1, 3, padding=1),
         torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.Conv2d(c1, c2, 3, padding=1),
         torch.nn.ReLU(),
         torch.nn.MaxPool2d(2),
         torch.nn.Flatten(),
-        torch.nn.Linear(32 * 4 * 4, 10),
+        torch.nn.Linear(c2 * 4 * 4, 10),
     )
