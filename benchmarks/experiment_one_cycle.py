@@ -185,7 +185,7 @@ def plot(curves, args, path, setting):
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_ylim(max(0, min(ax.get_ylim()[0], 80)), 100)
-    ax.set_title(f"Digits CNN, {setting}: mean and range over {args.seeds} seeds")
+    ax.set_title(f"Digits CNN, {setting}: mean and range over {args.seeds} seeds", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -5,6 +5,7 @@ from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, CyclicLR, OneC
 import lrfused
 
 SGD_KEYS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
+MIN_SAMPLES = 64  # elements a low-precision accuracy comparison needs to mean something
 
 
 def split_kwargs(kwargs):
@@ -113,14 +114,21 @@ class SideBySide:
             return
         # float16/bfloat16: lrfused computes in float32 and rounds once; torch rounds after every op.
         # lrfused must be at most twice as far as torch from the float32 run, plus one ulp of slack.
+        # The rule compares error maxima, which needs samples: each param of MIN_SAMPLES elements or
+        # more is judged alone, the smaller ones pooled (on two elements who rounds luckier is chance).
         exact = [p for g in self.exact_params for p in g]
-        eps = torch.finfo(self.dtype).eps
-        for i, (f, r, e) in enumerate(zip(fused, ref, exact)):
-            fused_error = (f.float() - e).abs().max().item() if f.numel() else 0.0
-            torch_error = (r.float() - e).abs().max().item() if r.numel() else 0.0
-            scale = e.abs().max().item() if e.numel() else 0.0
-            assert fused_error <= 2 * torch_error + eps * max(scale, 1.0), (
-                f"step {step}, param {i}: lrfused is {fused_error:.3g} from the float32 reference, "
+        large = [i for i, e in enumerate(exact) if e.numel() >= MIN_SAMPLES]
+        small = [i for i, e in enumerate(exact) if 0 < e.numel() < MIN_SAMPLES]
+        for name, members in [(f"param {i}", [i]) for i in large] + [("the small params", small)]:
+            if not members:
+                continue
+            e = torch.cat([exact[i].flatten() for i in members])
+            f = torch.cat([fused[i].flatten().float() for i in members])
+            r = torch.cat([ref[i].flatten().float() for i in members])
+            fused_error, torch_error = (f - e).abs().max().item(), (r - e).abs().max().item()
+            slack = torch.finfo(self.dtype).eps * max(e.abs().max().item(), 1.0)
+            assert fused_error <= 2 * torch_error + slack, (
+                f"step {step}, {name}: lrfused is {fused_error:.3g} from the float32 reference, "
                 f"torch {self.dtype} is {torch_error:.3g}"
             )
 
