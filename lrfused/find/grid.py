@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from lrfused._checks import check_int, check_number
 from lrfused.find.range_test import range_test
+from lrfused.find.result import finite_or_none
 
 MAX_COMBINATIONS = 16  # more needs an explicit yes (the CLI's --yes, the API's max_combinations)
 
@@ -77,9 +78,7 @@ class GridResult:
         }
 
     def to_json(self):
-        from lrfused.find.result import _finite_or_none
-
-        return json.dumps(_finite_or_none(self.to_dict()), indent=1)
+        return json.dumps(finite_or_none(self.to_dict()), indent=1)
 
     def summary(self):
         lines = [f"LR range tests over {len(self.runs)} combinations, best first:"]
@@ -102,15 +101,15 @@ class GridResult:
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
+        from lrfused.find.result import frame_y
+
         fig, ax = plt.subplots(figsize=(8, 5))
         best = self.best
-        finite = []
         for i, run in enumerate(self.runs):
             r = run["result"]
             is_best = best is not None and (run["weight_decay"], run["momentum"]) == (best["weight_decay"], best["momentum"])
             label = f"wd {run['weight_decay']:g}, momentum {run['momentum']:g}" + ("  (best)" if is_best else "")
             ax.plot(r.lrs, r.smoothed, color=f"C{i % 10}", linewidth=3 if is_best else 1.3, label=label)
-            finite += [s for s in r.smoothed if math.isfinite(s)]
             if is_best and r.recommendation is not None:
                 ax.axvline(r.recommendation["max_lr"], color=f"C{i % 10}", linestyle="--",
                            label=f"best max_lr {r.recommendation['max_lr']:.2g}")
@@ -118,10 +117,7 @@ class GridResult:
         ax.set_xlabel("learning rate")
         ax.set_ylabel("smoothed loss")
         ax.set_title("LR range tests: weight decay x momentum")
-        if finite:
-            low, high = min(finite), max(finite)
-            pad = 0.1 * (high - low or abs(high) or 1.0)
-            ax.set_ylim(low - pad, high + pad)
+        frame_y(ax, [s for run in self.runs for s in run["result"].smoothed])
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()

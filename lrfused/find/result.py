@@ -34,7 +34,7 @@ class RangeTestResult:
 
     def to_json(self):
         # NaN/inf losses are written as null: JSON has no spelling for them.
-        return json.dumps(_finite_or_none(self.to_dict()), indent=1)
+        return json.dumps(finite_or_none(self.to_dict()), indent=1)
 
     def summary(self):
         """A short table of the suggestions and the recommended settings."""
@@ -93,11 +93,7 @@ class RangeTestResult:
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
         ax.set_title(f"LR range test ({self.end_text()})")
-        finite = [s for s in self.smoothed if math.isfinite(s)]
-        if finite:  # frame the smoothed curve; raw spikes may leave the plot
-            low, high = min(finite), max(finite)
-            pad = 0.1 * (high - low or abs(high) or 1.0)
-            ax.set_ylim(low - pad, high + pad)
+        frame_y(ax, self.smoothed)  # raw spikes may leave the plot
         ax.legend(fontsize=8)
         ax.grid(True, which="major", alpha=0.3)
         if fig is not None:
@@ -108,16 +104,25 @@ class RangeTestResult:
         return ax
 
 
+def frame_y(ax, values):
+    """Sets the y range to the finite `values`, with a margin."""
+    finite = [v for v in values if math.isfinite(v)]
+    if finite:
+        low, high = min(finite), max(finite)
+        pad = 0.1 * (high - low or abs(high) or 1.0)
+        ax.set_ylim(low - pad, high + pad)
+
+
 def _smoothed_at(result, lr):
     i = min(range(len(result.lrs)), key=lambda k: abs(result.lrs[k] - lr))
     return result.smoothed[i]
 
 
-def _finite_or_none(value):
+def finite_or_none(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: finite_or_none(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
+        return [finite_or_none(v) for v in value]
     return value
