@@ -100,15 +100,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       },
       py::arg("schedule"), py::arg("step"),
       "(lr, momentum) of 0-based optimizer step `step`, as the kernels compute them");
-  m.def("kernel_step", &kernel_step, py::arg("schedule"), py::arg("step"),
-        "the step a kernel evaluates (1cycle holds its final values past the end)");
   py::class_<StepPlan>(m, "StepPlan")
       .def(py::init<std::vector<at::Tensor>, const std::vector<std::optional<at::Tensor>>&,
                     const std::vector<std::optional<at::Tensor>>&, std::vector<int64_t>>(),
            py::arg("params"), py::arg("momentum_buffers"), py::arg("momentum_first_steps"), py::arg("group_of"))
       .def("step", &StepPlan::step, py::arg("groups"), py::arg("step"),
            "one fused SGD step of every param that has a grad, with LR and momentum from the schedule at "
-           "`step`, which it advances on its device")
-      .def("__len__", &StepPlan::size);
+           "`step`, which it advances on its device");
   m.def("cuda_built", &cuda_built, "whether the CUDA kernels were compiled in");
 }

@@ -18,8 +18,6 @@ class StepPlan {
   // One fused step of every param with a grad; raises (changing nothing) on bad input.
   void step(const std::vector<GroupConfig>& groups, const at::Tensor& step) const;
 
-  size_t size() const { return params_.size(); }
-
  private:
   std::vector<at::Tensor> params_;
   std::vector<at::Tensor> momentum_buffers_;      // undefined where none

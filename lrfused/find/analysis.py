@@ -26,13 +26,29 @@ MAX_LR_DIVISOR = 3.0  # recommended max_lr = LR at the smoothed minimum / 3
 BASE_LR_DIVISOR = 4.0  # recommended base_lr = max_lr / 4
 
 
+class Smoother:
+    """The bias-corrected EMA and the divergence rule, fed one loss at a time: the sweep checks
+    each chunk of losses as it arrives, and the whole-curve functions below reuse it."""
+
+    def __init__(self, beta, threshold=math.inf):
+        self.beta, self.threshold = beta, threshold
+        self.avg, self.count, self.best = 0.0, 0, None
+
+    def add(self, loss):
+        """(smoothed loss, whether the sweep diverged at this loss)."""
+        self.count += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * loss
+        smoothed = self.avg / (1 - self.beta**self.count)
+        if diverged(loss, smoothed, self.best, self.threshold):
+            return smoothed, True
+        self.best = smoothed if self.best is None else min(self.best, smoothed)
+        return smoothed, False
+
+
 def smooth(losses, beta):
     """Bias-corrected exponential moving average; non-finite losses make the rest non-finite."""
-    smoothed, avg = [], 0.0
-    for i, loss in enumerate(losses):
-        avg = beta * avg + (1 - beta) * loss
-        smoothed.append(avg / (1 - beta ** (i + 1)))
-    return smoothed
+    smoother = Smoother(beta)
+    return [smoother.add(loss)[0] for loss in losses]
 
 
 def diverged(loss, smoothed, best, threshold):
@@ -41,13 +57,12 @@ def diverged(loss, smoothed, best, threshold):
     return best is not None and smoothed - best > (threshold - 1) * abs(best)
 
 
-def first_divergence(losses, smoothed, threshold):
-    """Index of the first diverged step, or None."""
-    best = None
-    for i, (loss, s) in enumerate(zip(losses, smoothed)):
-        if diverged(loss, s, best, threshold):
+def first_divergence(losses, beta, threshold):
+    """Index of the first step at which a sweep with these losses diverges, or None."""
+    smoother = Smoother(beta, threshold)
+    for i, loss in enumerate(losses):
+        if smoother.add(loss)[1]:
             return i
-        best = s if best is None else min(best, s)
     return None
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lrfused.find.analysis import diverged
+from lrfused.find.analysis import Smoother
 from lrfused.ramp import FusedRampSGD
 
 WARMUP_STEPS = 3  # eager steps before capture: the optimizer state and autograd's buffers exist then
@@ -82,24 +82,6 @@ def _as_pair(batch):
     return batch
 
 
-class _Smoother:
-    """Bias-corrected EMA of the loss and the divergence rule, fed one loss at a time."""
-
-    def __init__(self, beta, threshold):
-        self.beta, self.threshold = beta, threshold
-        self.avg, self.count, self.best = 0.0, 0, None
-
-    def add(self, loss):
-        """Returns whether the sweep diverged at this loss."""
-        self.count += 1
-        self.avg = self.beta * self.avg + (1 - self.beta) * loss
-        smoothed = self.avg / (1 - self.beta**self.count)
-        if diverged(loss, smoothed, self.best, self.threshold):
-            return True
-        self.best = smoothed if self.best is None else min(self.best, smoothed)
-        return False
-
-
 def _to_device(x, device):
     return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
 
@@ -137,7 +119,7 @@ def run_sweep(model, data, loss_fn, config, progress):
 
     graph = None
     use_graph = config.cuda_graph and device.type == "cuda"
-    smoother = _Smoother(config.smooth, config.diverge_threshold)
+    smoother = Smoother(config.smooth, config.diverge_threshold)
     checked, step = 0, 0
     start = time.perf_counter()
     stream = torch.cuda.Stream() if use_graph else None
@@ -178,7 +160,7 @@ def run_sweep(model, data, loss_fn, config, progress):
                 losses = history[checked:step].tolist()  # the one sync of this chunk
                 for i, loss in enumerate(losses, start=checked):
                     record.losses.append(loss)
-                    if smoother.add(loss):
+                    if smoother.add(loss)[1]:
                         record.end, record.diverged_at = "diverged", i
                         break
                 progress.update(step - checked)
