@@ -31,6 +31,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("SCHEDULE_CYCLIC") = static_cast<int>(kCyclic);
   m.attr("SCHEDULE_RAMP") = static_cast<int>(kRamp);
   m.attr("SCHEDULE_WARM_RESTARTS") = static_cast<int>(kWarmRestarts);
+  m.attr("SCHEDULE_WARMUP_COSINE") = static_cast<int>(kWarmupCosine);
+  m.attr("SCHEDULE_TABLE") = static_cast<int>(kTable);
   m.attr("ANNEAL_COS") = static_cast<int>(kAnnealCos);
   m.attr("ANNEAL_LINEAR") = static_cast<int>(kAnnealLinear);
   m.attr("CYCLIC_TRIANGULAR") = static_cast<int>(kTriangular);
@@ -74,6 +76,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("t_0", &WarmRestartsParams::t_0)
       .def_readwrite("t_mult", &WarmRestartsParams::t_mult)
       .def_readwrite("anneal", &WarmRestartsParams::anneal);
+  py::class_<WarmupCosineParams>(m, "WarmupCosineParams")
+      .def(py::init<>())
+      .def_readwrite("lr", &WarmupCosineParams::lr)
+      .def_readwrite("start_factor", &WarmupCosineParams::start_factor)
+      .def_readwrite("eta_min", &WarmupCosineParams::eta_min)
+      .def_readwrite("warmup_steps", &WarmupCosineParams::warmup_steps)
+      .def_readwrite("total_steps", &WarmupCosineParams::total_steps);
+  // (TableParams is not exposed: its pointer is only ever set from a checked tensor.)
   py::class_<Schedule>(m, "Schedule")
       .def(py::init<>())
       .def_readwrite("kind", &Schedule::kind)
@@ -83,7 +93,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("one_cycle", &Schedule::one_cycle)
       .def_readwrite("cyclic", &Schedule::cyclic)
       .def_readwrite("ramp", &Schedule::ramp)
-      .def_readwrite("warm_restarts", &Schedule::warm_restarts);
+      .def_readwrite("warm_restarts", &Schedule::warm_restarts)
+      .def_readwrite("warmup_cosine", &Schedule::warmup_cosine);
   py::class_<GroupConfig>(m, "GroupConfig")
       .def(py::init<>())
       .def_readwrite("schedule", &GroupConfig::schedule)
@@ -95,6 +106,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "schedule_value",
       [](const Schedule& s, int64_t step) {
+        TORCH_CHECK(s.kind != kTable, "schedule_value: a table schedule's values are its table's rows");
         const ScheduleValue v = schedule_value(s, step);
         return py::make_tuple(v.lr, v.momentum);
       },
@@ -102,10 +114,22 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "(lr, momentum) of 0-based optimizer step `step`, as the kernels compute them");
   py::class_<StepPlan>(m, "StepPlan")
       .def(py::init<std::vector<at::Tensor>, const std::vector<std::optional<at::Tensor>>&,
-                    const std::vector<std::optional<at::Tensor>>&, std::vector<int64_t>>(),
-           py::arg("params"), py::arg("momentum_buffers"), py::arg("momentum_first_steps"), py::arg("group_of"))
-      .def("step", &StepPlan::step, py::arg("groups"), py::arg("step"),
-           "one fused SGD step of every param that has a grad, with LR and momentum from the schedule at "
-           "`step`, which it advances on its device");
+                    const std::vector<std::optional<at::Tensor>>&, const std::vector<std::optional<at::Tensor>>&,
+                    std::vector<int64_t>>(),
+           py::arg("params"), py::arg("momentum_buffers"), py::arg("momentum_first_steps"), py::arg("master_params"),
+           py::arg("group_of"))
+      .def(
+          "step",
+          [](const StepPlan& plan, std::vector<GroupConfig> groups, std::vector<std::optional<at::Tensor>> tables,
+             at::Tensor step, std::optional<at::Tensor> grad_scale, std::optional<at::Tensor> found_inf,
+             bool count_skipped_steps, std::optional<std::vector<std::optional<at::Tensor>>> grads) {
+            plan.step(StepPlan::StepInputs{std::move(groups), std::move(tables), std::move(step),
+                                           std::move(grad_scale), std::move(found_inf), count_skipped_steps,
+                                           std::move(grads)});
+          },
+          py::arg("groups"), py::arg("tables"), py::arg("step"), py::arg("grad_scale") = py::none(),
+          py::arg("found_inf") = py::none(), py::arg("count_skipped_steps") = true, py::arg("grads") = py::none(),
+          "one fused SGD step of every param that has a grad, with LR and momentum from the schedule at "
+          "`step`, which it advances on its device (unless a step skipped for found_inf is not counted)");
   m.def("cuda_built", &cuda_built, "whether the CUDA kernels were compiled in");
 }

@@ -1,12 +1,14 @@
 """lrfused: fused SGD with its LR (and momentum) schedule computed in the kernel: 1cycle, cyclical,
-warm restarts, and the LR range test's ramp."""
+warm restarts, warm-up + cosine, any per-step table, and the LR range test's ramp."""
+from lrfused import schedules
 from lrfused._ext import _C
 from lrfused.cyclic import FusedCyclicSGD
+from lrfused.fused_sgd import FusedSGD
 from lrfused.one_cycle import FusedOneCycleSGD
 from lrfused.ramp import FusedRampSGD
 from lrfused.warm_restarts import FusedWarmRestartsSGD
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def cuda_built():
@@ -14,4 +16,13 @@ def cuda_built():
     return _C.cuda_built()
 
 
-__all__ = ["FusedOneCycleSGD", "FusedCyclicSGD", "FusedWarmRestartsSGD", "FusedRampSGD", "cuda_built", "__version__"]
+__all__ = [
+    "FusedSGD",
+    "FusedOneCycleSGD",
+    "FusedCyclicSGD",
+    "FusedWarmRestartsSGD",
+    "FusedRampSGD",
+    "schedules",
+    "cuda_built",
+    "__version__",
+]

@@ -1,8 +1,8 @@
-"""FusedRampSGD: SGD whose LR sweeps from start_lr to end_lr, the schedule of the LR range test."""
-from lrfused._checks import check_bool, check_choice, check_int, check_number
+"""The LR range test's sweep (Ramp) and its optimizer FusedRampSGD."""
+from lrfused._checks import check_choice, check_int, check_number
 from lrfused._ext import _C
-from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups, new_schedule
-from lrfused.one_cycle import check_sgd_group
+from lrfused._schedule import Schedule
+from lrfused.fused_sgd import FusedSGD
 
 
 def check_ramp(start_lr, end_lr, num_steps, mode):
@@ -31,7 +31,29 @@ def _fill_ramp(ramp, start_lr, end_lr, num_steps, mode):
     ramp.exponential = mode == "exp"
 
 
-class FusedRampSGD(ScheduledFusedSGD):
+class Ramp(Schedule):
+    """An LR that rises from ``start_lr`` (step 0) to ``end_lr`` (step ``num_iter - 1``),
+    geometrically (``mode='exp'``) or linearly, then stays at ``end_lr``; constant momentum."""
+
+    kind = _C.SCHEDULE_RAMP
+
+    def __init__(self, start_lr=1e-7, end_lr=10.0, num_iter=100, mode="exp"):
+        check_ramp(start_lr, end_lr, num_iter, mode)
+        self._settings = dict(
+            start_lr=float(start_lr), end_lr=float(end_lr), num_iter=num_iter, mode=mode, cycle_momentum=False
+        )
+
+    def settings(self):
+        return dict(self._settings)
+
+    def inputs(self, group):
+        return (group["start_lr"], group["end_lr"], group["num_iter"], group["mode"], group["momentum"])
+
+    def fill(self, schedule, group):
+        _fill_ramp(schedule.ramp, group["start_lr"], group["end_lr"], group["num_iter"], group["mode"])
+
+
+class FusedRampSGD(FusedSGD):
     """SGD with an LR that rises from ``start_lr`` (step 0) to ``end_lr`` (step ``num_iter - 1``),
     geometrically (``mode='exp'``) or linearly, then stays at ``end_lr``; constant momentum. The LR
     range test's optimizer: the whole step, LR included, in one kernel."""
@@ -49,30 +71,13 @@ class FusedRampSGD(ScheduledFusedSGD):
         nesterov=False,
         maximize=False,
     ):
-        check_ramp(start_lr, end_lr, num_iter, mode)
-        defaults = dict(
-            start_lr=float(start_lr),
-            end_lr=float(end_lr),
-            num_iter=num_iter,
-            mode=mode,
-            cycle_momentum=False,
+        super().__init__(
+            params,
+            lr=0.0,  # shown values come from the schedule
             momentum=momentum,
             dampening=dampening,
             weight_decay=weight_decay,
             nesterov=nesterov,
             maximize=maximize,
+            schedule=Ramp(start_lr, end_lr, num_iter, mode),
         )
-        super().__init__(as_param_groups(params), defaults)
-
-    def _complete_group(self, group, index):
-        check_number(f"momentum (param group {index})", group["momentum"])
-        check_bool(f"cycle_momentum (param group {index})", group["cycle_momentum"])
-        check_sgd_group(group, index, (group["momentum"],))
-
-    def _schedule_inputs(self, group):
-        return (group["start_lr"], group["end_lr"], group["num_iter"], group["mode"], group["momentum"])
-
-    def _schedule(self, group):
-        schedule = new_schedule(_C.SCHEDULE_RAMP, group)
-        _fill_ramp(schedule.ramp, group["start_lr"], group["end_lr"], group["num_iter"], group["mode"])
-        return schedule

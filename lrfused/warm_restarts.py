@@ -1,17 +1,59 @@
-"""FusedWarmRestartsSGD: torch.optim.SGD + CosineAnnealingWarmRestarts (SGDR) in one kernel."""
-from lrfused._checks import check_bool, check_choice, check_int, check_number, per_group_values
+"""SGDR warm restarts (WarmRestarts) and the drop-in FusedWarmRestartsSGD = SGD +
+CosineAnnealingWarmRestarts."""
+from lrfused._checks import check_choice, check_int, check_number
 from lrfused._ext import _C
-from lrfused._scheduled_sgd import ScheduledFusedSGD, as_param_groups, new_schedule, spread_per_group
-from lrfused.one_cycle import check_sgd_group
+from lrfused._schedule import Schedule
+from lrfused.fused_sgd import FusedSGD
 
 _ANNEAL = {"cos": _C.ANNEAL_COS, "linear": _C.ANNEAL_LINEAR}
 
 
-class FusedWarmRestartsSGD(ScheduledFusedSGD):
-    """SGD with warm restarts (Loshchilov & Hutter's SGDR; fast.ai's cycle_len / cycle_mult): each
-    cycle starts at ``max_lr``, anneals towards ``eta_min``, then jumps back to ``max_lr``. The first
-    cycle lasts ``T_0`` steps, each next one ``T_mult`` times longer. The whole step, LR included, in
-    one kernel.
+class WarmRestarts(Schedule):
+    """``CosineAnnealingWarmRestarts(opt, T_0, T_mult, eta_min)`` stepped once per optimizer step:
+    each cycle starts at ``max_lr``, anneals towards ``eta_min``, then jumps back; the first lasts
+    ``T_0`` steps, each next one ``T_mult`` times longer. ``anneal_strategy='linear'`` anneals
+    linearly (a sawtooth). ``max_lr`` and ``eta_min`` may be lists, one value per param group.
+    Momentum is constant. The schedule has no end."""
+
+    kind = _C.SCHEDULE_WARM_RESTARTS
+
+    def __init__(self, max_lr, T_0, T_mult=1, eta_min=0.0, anneal_strategy="cos"):
+        self._settings = dict(
+            max_lr=max_lr,
+            eta_min=eta_min,
+            T_0=check_int("T_0", T_0, minimum=1),
+            T_mult=check_int("T_mult", T_mult, minimum=1),
+            anneal_strategy=check_choice("anneal_strategy", anneal_strategy, tuple(_ANNEAL)),
+            cycle_momentum=False,
+        )
+
+    def settings(self):
+        return dict(self._settings)
+
+    def complete_group(self, group, where):
+        for name in ("max_lr", "eta_min"):
+            check_number(name + where, group[name])
+        if group["eta_min"] > group["max_lr"]:
+            raise ValueError(f"eta_min{where} must be <= max_lr, got eta_min={group['eta_min']} > max_lr={group['max_lr']}")
+        check_int("T_0" + where, group["T_0"], minimum=1)
+        check_int("T_mult" + where, group["T_mult"], minimum=1)
+        return super().complete_group(group, where)
+
+    def inputs(self, group):
+        return (group["max_lr"], group["eta_min"], group["T_0"], group["T_mult"], group["anneal_strategy"], group["momentum"])
+
+    def fill(self, schedule, group):
+        params = schedule.warm_restarts
+        params.max_lr = group["max_lr"]
+        params.eta_min = group["eta_min"]
+        params.t_0 = group["T_0"]
+        params.t_mult = group["T_mult"]
+        params.anneal = _ANNEAL[group["anneal_strategy"]]
+
+
+class FusedWarmRestartsSGD(FusedSGD):
+    """SGD with warm restarts (Loshchilov & Hutter's SGDR; fast.ai's cycle_len / cycle_mult), the
+    whole step, LR included, in one kernel.
 
     Numerically the same as ``torch.optim.SGD(params, lr=max_lr, ...)`` driven by
     ``CosineAnnealingWarmRestarts(opt, T_0, T_mult, eta_min)`` with ``scheduler.step()`` (no
@@ -33,46 +75,18 @@ class FusedWarmRestartsSGD(ScheduledFusedSGD):
         nesterov=False,
         maximize=False,
         anneal_strategy="cos",
+        master_weights=False,
+        count_skipped_steps=True,
     ):
-        check_int("T_0", T_0, minimum=1)
-        check_int("T_mult", T_mult, minimum=1)
-        check_choice("anneal_strategy", anneal_strategy, tuple(_ANNEAL))
-        groups = as_param_groups(params)
-        defaults = dict(
-            T_0=T_0,
-            T_mult=T_mult,
-            anneal_strategy=anneal_strategy,
-            cycle_momentum=False,
+        super().__init__(
+            params,
+            lr=0.0,  # shown values come from the schedule
             momentum=momentum,
             dampening=dampening,
             weight_decay=weight_decay,
             nesterov=nesterov,
             maximize=maximize,
+            schedule=WarmRestarts(max_lr, T_0, T_mult, eta_min, anneal_strategy),
+            master_weights=master_weights,
+            count_skipped_steps=count_skipped_steps,
         )
-        for name, value in (("max_lr", max_lr), ("eta_min", eta_min)):
-            spread_per_group(groups, defaults, name, value, per_group_values)
-        super().__init__(groups, defaults)
-
-    def _complete_group(self, group, index):
-        where = f" (param group {index})"
-        for name in ("max_lr", "eta_min", "momentum"):
-            check_number(name + where, group[name])
-        if group["eta_min"] > group["max_lr"]:
-            raise ValueError(f"eta_min{where} must be <= max_lr, got eta_min={group['eta_min']} > max_lr={group['max_lr']}")
-        check_int("T_0" + where, group["T_0"], minimum=1)
-        check_int("T_mult" + where, group["T_mult"], minimum=1)
-        check_bool("cycle_momentum" + where, group["cycle_momentum"])
-        check_sgd_group(group, index, (group["momentum"],))
-
-    def _schedule_inputs(self, group):
-        return (group["max_lr"], group["eta_min"], group["T_0"], group["T_mult"], group["anneal_strategy"], group["momentum"])
-
-    def _schedule(self, group):
-        schedule = new_schedule(_C.SCHEDULE_WARM_RESTARTS, group)
-        params = schedule.warm_restarts
-        params.max_lr = group["max_lr"]
-        params.eta_min = group["eta_min"]
-        params.t_0 = group["T_0"]
-        params.t_mult = group["T_mult"]
-        params.anneal = _ANNEAL[group["anneal_strategy"]]
-        return schedule

@@ -97,7 +97,7 @@ def test_cyclic_kernel_values(options, device):
 def test_one_cycle_schedule_function_is_bit_exact(options):
     """_C.schedule_value at every step (the last one, total_steps, included) == OneCycleLR's value."""
     fused = lrfused.FusedOneCycleSGD([torch.zeros(1)], max_lr=0.7, **options)
-    schedule = fused._group_config(0, fused.param_groups[0]).schedule
+    schedule = fused._group_config(0, fused.param_groups[0]).config.schedule
     opt = torch.optim.SGD([torch.zeros(1)], lr=0.1, momentum=0.9)
     sched = OneCycleLR(opt, max_lr=0.7, **options)
     for step in range(sched.total_steps + 1):
@@ -110,7 +110,7 @@ def test_one_cycle_schedule_function_is_bit_exact(options):
 @pytest.mark.parametrize("options", CYCLIC.values(), ids=CYCLIC.keys())
 def test_cyclic_schedule_function_is_bit_exact(options):
     fused = lrfused.FusedCyclicSGD([torch.zeros(1)], **options)
-    schedule = fused._group_config(0, fused.param_groups[0]).schedule
+    schedule = fused._group_config(0, fused.param_groups[0]).config.schedule
     opt = torch.optim.SGD([torch.zeros(1)], lr=0.1, momentum=0.9)
     sched = CyclicLR(opt, **options)
     for step in range(60):
@@ -177,7 +177,7 @@ def test_warm_restarts_kernel_values(options, device):
 @pytest.mark.parametrize("options", WARM_RESTARTS.values(), ids=WARM_RESTARTS.keys())
 def test_warm_restarts_schedule_function_is_bit_exact(options):
     fused = lrfused.FusedWarmRestartsSGD([torch.zeros(1)], max_lr=0.7, **options)
-    schedule = fused._group_config(0, fused.param_groups[0]).schedule
+    schedule = fused._group_config(0, fused.param_groups[0]).config.schedule
     opt, sched = torch_warm_restarts([torch.zeros(1)], max_lr=0.7, **options)
     for step in range(100):
         if step:

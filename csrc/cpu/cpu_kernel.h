@@ -11,7 +11,8 @@ namespace lrfused {
 struct TensorPlan {
   void* param;
   const void* grad;
-  void* buf;  // nullptr when momentum is off this step
+  void* buf;  // nullptr when momentum is off this step; float32 when master is set
+  float* master;  // the float32 master copy of a float16 / bfloat16 param, or nullptr
   at::ScalarType dtype;
   int64_t group;
   UpdateFlags flags;

@@ -30,13 +30,21 @@ UpdateRangeFn pick_update_range() {
 void fused_sgd_step_cpu(const StepArgs& args) {
   int64_t* step_ptr = args.step.data_ptr<int64_t>();
   const int64_t step = *step_ptr;
+  if (args.found_inf.defined() && *args.found_inf.const_data_ptr<float>() != 0.0f) {
+    // GradScaler found an inf/NaN grad: nothing is updated, the schedule moves on if asked to.
+    *step_ptr = args.count_skipped_steps ? step + 1 : step;
+    return;
+  }
+  const float inv_grad_scale =
+      inverse_grad_scale(args.grad_scale.defined() ? args.grad_scale.const_data_ptr<float>() : nullptr);
 
   std::vector<GroupStep> group_steps;
   std::vector<bool> group_uses_momentum;
   group_steps.reserve(args.groups.size());
   for (const GroupConfig& g : args.groups) {
     const ScheduleValue v = schedule_value(g.schedule, kernel_step(g.schedule, step));
-    group_steps.push_back({make_step_scalars<float>(g, v), make_step_scalars<double>(g, v)});
+    group_steps.push_back(
+        {make_step_scalars<float>(g, v, inv_grad_scale), make_step_scalars<double>(g, v, inv_grad_scale)});
     group_uses_momentum.push_back(v.momentum != 0.0);
   }
 
@@ -54,6 +62,7 @@ void fused_sgd_step_cpu(const StepArgs& args) {
     plans[i] = TensorPlan{args.params[i].data_ptr(),
                           args.grads[i].const_data_ptr(),
                           momentum ? args.momentum_buffers[i].data_ptr() : nullptr,
+                          args.master_params[i].defined() ? args.master_params[i].data_ptr<float>() : nullptr,
                           args.params[i].scalar_type(),
                           group,
                           UpdateFlags{g.weight_decay != 0.0, momentum, first, g.nesterov}};

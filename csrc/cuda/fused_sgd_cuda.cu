@@ -31,7 +31,8 @@ enum DTypeTag : int32_t { kF32 = 0, kF64 = 1, kF16 = 2, kBF16 = 3 };
 struct TensorMeta {
   void* param;
   const void* grad;
-  void* buf;             // nullptr when the group never uses momentum
+  void* buf;             // nullptr when the group never uses momentum; float32 when master is set
+  float* master;         // float32 master copy of a float16 / bfloat16 param, or nullptr
   int64_t* first_step;   // nullptr when buf is
   int64_t numel;
   int32_t group;         // slot in LaunchMeta::groups
@@ -45,7 +46,14 @@ struct LaunchMeta {
   int32_t block_chunk[kMaxBlocks];
 };
 // Kernel arguments may take up to 32764 bytes (CUDA 12.1+, Volta and newer).
-static_assert(sizeof(LaunchMeta) + sizeof(void*) <= 32000, "LaunchMeta exceeds the kernel argument limit");
+static_assert(sizeof(LaunchMeta) + 4 * sizeof(void*) <= 32000, "LaunchMeta exceeds the kernel argument limit");
+
+// GradScaler's tensors (nullptr without one) and the step counter, all on the device.
+struct StepPointers {
+  const int64_t* step;
+  const float* grad_scale;
+  const float* found_inf;
+};
 
 template <typename T, int N>
 struct alignas(sizeof(T) * N) Vec {
@@ -55,33 +63,45 @@ struct alignas(sizeof(T) * N) Vec {
 template <typename scalar_t>
 using opmath_of = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
-template <bool kDecay, bool kMomentum, bool kFirst, bool kNesterov, typename scalar_t, typename opmath_t>
-__device__ __forceinline__ void update_element(scalar_t& p, const scalar_t& g, scalar_t& b,
+// kMaster: the update runs on the float32 master copy `m` (and a float32 buffer); `p` gets it rounded.
+template <bool kDecay, bool kMomentum, bool kFirst, bool kNesterov, bool kMaster, typename scalar_t,
+          typename state_t, typename opmath_t>
+__device__ __forceinline__ void update_element(scalar_t& p, float& m, const scalar_t& g, state_t& b,
                                                const StepScalars<opmath_t>& s) {
-  opmath_t param = static_cast<opmath_t>(p);
+  opmath_t param = kMaster ? static_cast<opmath_t>(m) : static_cast<opmath_t>(p);
   opmath_t buf = 0;
   if constexpr (kMomentum && !kFirst) {
     buf = static_cast<opmath_t>(b);
   }
   sgd_update<kDecay, kMomentum, kFirst, kNesterov>(param, static_cast<opmath_t>(g), buf, s);
+  if constexpr (kMaster) {
+    m = param;
+  }
   p = static_cast<scalar_t>(param);
   if constexpr (kMomentum) {
-    b = static_cast<scalar_t>(buf);
+    b = static_cast<state_t>(buf);
   }
 }
 
-template <typename scalar_t>
+bool __device__ is_aligned(const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+
+template <typename scalar_t, bool kMaster>
 __device__ void update_chunk(const TensorMeta& t, int64_t chunk, const StepScalars<opmath_of<scalar_t>>& s,
                              UpdateFlags flags) {
+  using state_t = std::conditional_t<kMaster, float, scalar_t>;  // the buffer's type
   constexpr int kVec = 16 / sizeof(scalar_t);
   using VecT = Vec<scalar_t, kVec>;
+  using StateVec = Vec<state_t, kVec>;
+  using MasterVec = Vec<float, kVec>;
   scalar_t* p = static_cast<scalar_t*>(t.param);
   const scalar_t* g = static_cast<const scalar_t*>(t.grad);
-  scalar_t* b = static_cast<scalar_t*>(t.buf);
+  state_t* b = static_cast<state_t*>(t.buf);
+  float* m = t.master;
   const int64_t begin = chunk * kChunkSize;
   const int64_t end = min(begin + kChunkSize, t.numel);
-  const bool aligned = (reinterpret_cast<uintptr_t>(p) % 16 == 0) && (reinterpret_cast<uintptr_t>(g) % 16 == 0) &&
-                       (!flags.momentum || reinterpret_cast<uintptr_t>(b) % 16 == 0);
+  const bool aligned = is_aligned(p, sizeof(VecT)) && is_aligned(g, sizeof(VecT)) &&
+                       (!flags.momentum || is_aligned(b, sizeof(StateVec))) &&
+                       (!kMaster || is_aligned(m, sizeof(MasterVec)));
 
   dispatch_update_flags(flags, [&](auto decay, auto momentum, auto first, auto nesterov) {
     constexpr bool kDecay = decltype(decay)::value;
@@ -94,41 +114,53 @@ __device__ void update_chunk(const TensorMeta& t, int64_t chunk, const StepScala
       for (int64_t i = begin + threadIdx.x * kVec; i < vec_end; i += static_cast<int64_t>(blockDim.x) * kVec) {
         VecT pv = *reinterpret_cast<const VecT*>(p + i);
         const VecT gv = *reinterpret_cast<const VecT*>(g + i);
-        VecT bv;
+        StateVec bv;
+        MasterVec mv;
         if constexpr (kMomentum && !kFirst) {
-          bv = *reinterpret_cast<const VecT*>(b + i);
+          bv = *reinterpret_cast<const StateVec*>(b + i);
+        }
+        if constexpr (kMaster) {
+          mv = *reinterpret_cast<const MasterVec*>(m + i);
         }
 #pragma unroll
         for (int j = 0; j < kVec; ++j) {
-          update_element<kDecay, kMomentum, kFirst, kNesterov>(pv.v[j], gv.v[j], bv.v[j], s);
+          update_element<kDecay, kMomentum, kFirst, kNesterov, kMaster>(pv.v[j], mv.v[j], gv.v[j], bv.v[j], s);
         }
         *reinterpret_cast<VecT*>(p + i) = pv;
         if constexpr (kMomentum) {
-          *reinterpret_cast<VecT*>(b + i) = bv;
+          *reinterpret_cast<StateVec*>(b + i) = bv;
+        }
+        if constexpr (kMaster) {
+          *reinterpret_cast<MasterVec*>(m + i) = mv;
         }
       }
       scalar_begin = vec_end;
     }
     for (int64_t i = scalar_begin + threadIdx.x; i < end; i += blockDim.x) {
-      scalar_t unused_buf;
-      scalar_t& buf = kMomentum ? b[i] : unused_buf;
-      update_element<kDecay, kMomentum, kFirst, kNesterov>(p[i], g[i], buf, s);
+      state_t unused_buf;
+      float unused_master;
+      state_t& buf = kMomentum ? b[i] : unused_buf;
+      float& master = kMaster ? m[i] : unused_master;
+      update_element<kDecay, kMomentum, kFirst, kNesterov, kMaster>(p[i], master, g[i], buf, s);
     }
   });
 }
 
 __global__ void __launch_bounds__(kThreads)
-    fused_sgd_kernel(const __grid_constant__ LaunchMeta meta, const int64_t* __restrict__ step_ptr) {
+    fused_sgd_kernel(const __grid_constant__ LaunchMeta meta, const StepPointers ptrs) {
   const TensorMeta& t = meta.tensors[meta.block_tensor[blockIdx.x]];
   const GroupConfig& group = meta.groups[t.group];
 
   __shared__ ScheduleValue value;
   __shared__ bool first;
+  __shared__ bool skip;
   if (threadIdx.x == 0) {
-    const int64_t step = *step_ptr;
+    // GradScaler found an inf/NaN grad: the whole step is skipped, first-step flags included.
+    skip = ptrs.found_inf != nullptr && *ptrs.found_inf != 0.0f;
+    const int64_t step = *ptrs.step;
     value = schedule_value(group.schedule, kernel_step(group.schedule, step));
     first = false;
-    if (value.momentum != 0.0 && t.buf != nullptr) {
+    if (!skip && value.momentum != 0.0 && t.buf != nullptr) {
       // Every block of this tensor reads the flag; a block that runs after another one wrote it
       // still sees this step's value and so also treats the step as the first.
       const int64_t first_step = *t.first_step;
@@ -139,27 +171,43 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   __syncthreads();
+  if (skip) {
+    return;
+  }
 
   const UpdateFlags flags{group.weight_decay != 0.0, value.momentum != 0.0 && t.buf != nullptr, first,
                           group.nesterov};
   const int64_t chunk = meta.block_chunk[blockIdx.x];
+  const float inv_grad_scale = inverse_grad_scale(ptrs.grad_scale);
   switch (t.dtype) {
     case kF32:
-      update_chunk<float>(t, chunk, make_step_scalars<float>(group, value), flags);
+      update_chunk<float, false>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
       break;
     case kF64:
-      update_chunk<double>(t, chunk, make_step_scalars<double>(group, value), flags);
+      update_chunk<double, false>(t, chunk, make_step_scalars<double>(group, value, inv_grad_scale), flags);
       break;
     case kF16:
-      update_chunk<c10::Half>(t, chunk, make_step_scalars<float>(group, value), flags);
+      if (t.master != nullptr) {
+        update_chunk<c10::Half, true>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
+      } else {
+        update_chunk<c10::Half, false>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
+      }
       break;
     case kBF16:
-      update_chunk<c10::BFloat16>(t, chunk, make_step_scalars<float>(group, value), flags);
+      if (t.master != nullptr) {
+        update_chunk<c10::BFloat16, true>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
+      } else {
+        update_chunk<c10::BFloat16, false>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
+      }
       break;
   }
 }
 
-__global__ void advance_step_kernel(int64_t* step_ptr) { *step_ptr += 1; }
+__global__ void advance_step_kernel(int64_t* step_ptr, const float* found_inf, bool count_skipped_steps) {
+  if (count_skipped_steps || found_inf == nullptr || *found_inf == 0.0f) {
+    *step_ptr += 1;
+  }
+}
 
 DTypeTag dtype_tag(at::ScalarType t) {
   switch (t) {
@@ -180,7 +228,12 @@ DTypeTag dtype_tag(at::ScalarType t) {
 class Launcher {
  public:
   Launcher(const StepArgs& args, cudaStream_t stream)
-      : args_(args), stream_(stream), group_slot_(args.groups.size(), -1) {}
+      : args_(args),
+        stream_(stream),
+        ptrs_{args.step.const_data_ptr<int64_t>(),
+              args.grad_scale.defined() ? args.grad_scale.const_data_ptr<float>() : nullptr,
+              args.found_inf.defined() ? args.found_inf.const_data_ptr<float>() : nullptr},
+        group_slot_(args.groups.size(), -1) {}
 
   void add(size_t i) {
     const int64_t numel = args_.params[i].numel();
@@ -202,7 +255,7 @@ class Launcher {
 
   void flush() {
     if (num_blocks_ > 0) {
-      fused_sgd_kernel<<<num_blocks_, kThreads, 0, stream_>>>(meta_, args_.step.data_ptr<int64_t>());
+      fused_sgd_kernel<<<num_blocks_, kThreads, 0, stream_>>>(meta_, ptrs_);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     num_tensors_ = 0;
@@ -222,10 +275,12 @@ class Launcher {
       group_slot_[group] = num_groups_++;
     }
     const at::Tensor& buf = args_.momentum_buffers[i];
+    const at::Tensor& master = args_.master_params[i];
     meta_.tensors[num_tensors_] =
         TensorMeta{args_.params[i].data_ptr(),
                    args_.grads[i].data_ptr(),
                    buf.defined() ? buf.data_ptr() : nullptr,
+                   master.defined() ? master.data_ptr<float>() : nullptr,
                    buf.defined() ? args_.momentum_first_steps[i].data_ptr<int64_t>() : nullptr,
                    args_.params[i].numel(),
                    group_slot_[group],
@@ -235,6 +290,7 @@ class Launcher {
 
   const StepArgs& args_;
   cudaStream_t stream_;
+  StepPointers ptrs_;
   std::vector<int> group_slot_;  // group index -> slot in meta_.groups, -1 if absent
   LaunchMeta meta_;
   int num_tensors_ = 0;
@@ -252,7 +308,9 @@ void fused_sgd_step_cuda(const StepArgs& args) {
     launcher.add(i);
   }
   launcher.flush();
-  advance_step_kernel<<<1, 1, 0, stream>>>(args.step.data_ptr<int64_t>());
+  advance_step_kernel<<<1, 1, 0, stream>>>(args.step.data_ptr<int64_t>(),
+                                           args.found_inf.defined() ? args.found_inf.const_data_ptr<float>() : nullptr,
+                                           args.count_skipped_steps);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -17,8 +17,7 @@ void check_finite_nonnegative(double value, const char* name, size_t group) {
 
 void check_group(const GroupConfig& g, size_t index) {
   const Schedule& s = g.schedule;
-  TORCH_CHECK(s.kind >= kConstant && s.kind <= kWarmRestarts, "param group ", index, ": unknown schedule kind ",
-              s.kind);
+  TORCH_CHECK(s.kind >= kConstant && s.kind <= kTable, "param group ", index, ": unknown schedule kind ", s.kind);
   check_finite_nonnegative(g.weight_decay, "weight_decay", index);
   check_finite_nonnegative(g.dampening, "dampening", index);
   check_finite_nonnegative(s.momentum, "momentum", index);
@@ -47,6 +46,16 @@ void check_group(const GroupConfig& g, size_t index) {
     check_finite_nonnegative(p.eta_min, "eta_min", index);
     TORCH_CHECK(p.eta_min <= p.max_lr, "param group ", index, ": eta_min must be <= max_lr, got ", p.eta_min,
                 " > ", p.max_lr);
+  } else if (s.kind == kWarmupCosine) {
+    const WarmupCosineParams& p = s.warmup_cosine;
+    TORCH_CHECK(p.warmup_steps >= 0 && p.total_steps > p.warmup_steps, "param group ", index,
+                ": needs 0 <= warmup_steps < total_steps, got ", p.warmup_steps, " and ", p.total_steps);
+    TORCH_CHECK(std::isfinite(p.start_factor) && p.start_factor > 0.0 && p.start_factor <= 1.0, "param group ",
+                index, ": warmup start_factor must be in (0, 1], got ", p.start_factor);
+    check_finite_nonnegative(p.lr, "lr", index);
+    check_finite_nonnegative(p.eta_min, "eta_min", index);
+  } else if (s.kind == kTable) {
+    // checked with its tensor in check_table
   } else if (s.kind == kRamp) {
     const RampParams& p = s.ramp;
     TORCH_CHECK(p.num_steps >= 2, "param group ", index, ": num_steps must be >= 2, got ", p.num_steps);
@@ -81,6 +90,32 @@ void check_like_param(const at::Tensor& t, const at::Tensor& param, const char* 
               param.device(), ", got ", t.device());
 }
 
+void check_table(GroupConfig& g, const at::Tensor& table, const at::Device& device, size_t index) {
+  const bool wants_table = g.schedule.kind == kTable;
+  TORCH_CHECK(table.defined() == wants_table, "param group ", index,
+              (wants_table ? ": a table schedule needs its table" : ": a table was given to a schedule without one"));
+  if (!wants_table) {
+    return;
+  }
+  TORCH_CHECK(table.scalar_type() == at::kDouble && table.dim() == 2 && table.size(0) >= 1 && table.size(1) == 2 &&
+                  table.is_contiguous(),
+              "param group ", index, ": the schedule table must be a contiguous float64 tensor of shape [steps, 2] "
+              "(lr, momentum), got dtype ", table.scalar_type(), " and shape ", table.sizes());
+  TORCH_CHECK(table.device() == device, "param group ", index, ": the schedule table must be on the params' device ",
+              device, ", got ", table.device());
+  g.schedule.table = TableParams{table.const_data_ptr<double>(), table.size(0)};
+}
+
+void check_scaler_tensor(const at::Tensor& t, const at::Device& device, const char* what) {
+  if (!t.defined()) {
+    return;
+  }
+  TORCH_CHECK(t.scalar_type() == at::kFloat && t.numel() == 1, what,
+              " must be a one-element float32 tensor (as torch.amp.GradScaler makes it), got dtype ", t.scalar_type(),
+              " with ", t.numel(), " elements");
+  TORCH_CHECK(t.device() == device, what, " must be on the params' device ", device, ", got ", t.device());
+}
+
 void check_counter(const at::Tensor& t, const at::Device& device, const char* what) {
   TORCH_CHECK(t.scalar_type() == at::kLong && t.numel() == 1, what,
               " must be a one-element int64 tensor, got dtype ", t.scalar_type(), " with ", t.numel(),
@@ -98,12 +133,19 @@ StepArgs checked_step_args(StepArgs args) {
               "per param; got lengths ",
               n, ", ", args.grads.size(), ", ", args.momentum_buffers.size(), ", ",
               args.momentum_first_steps.size(), ", ", args.group_of.size());
-  for (size_t g = 0; g < args.groups.size(); ++g) {
-    check_group(args.groups[g], g);
-  }
+  TORCH_CHECK(args.master_params.size() == n, "master_params must have one entry per param; got ",
+              args.master_params.size(), " for ", n, " params");
+  TORCH_CHECK(args.tables.size() == args.groups.size(), "tables must have one entry per group; got ",
+              args.tables.size(), " for ", args.groups.size(), " groups");
   TORCH_CHECK(args.step.defined(), "step must be a tensor");
   const at::Device device = n > 0 ? args.params[0].device() : args.step.device();
+  for (size_t g = 0; g < args.groups.size(); ++g) {
+    check_group(args.groups[g], g);
+    check_table(args.groups[g], args.tables[g], device, g);
+  }
   check_counter(args.step, device, "step");
+  check_scaler_tensor(args.grad_scale, device, "grad_scale");
+  check_scaler_tensor(args.found_inf, device, "found_inf");
 
   for (size_t i = 0; i < n; ++i) {
     const at::Tensor& p = args.params[i];
@@ -130,8 +172,20 @@ StepArgs checked_step_args(StepArgs args) {
     const bool may_use_momentum = s.momentum != 0.0 || s.cycle_momentum;
     TORCH_CHECK(buf.defined() || !may_use_momentum, "param ", i, " (group ", args.group_of[i],
                 ") uses momentum but has no momentum_buffer");
+    // With a master copy, the update's state (master and buffer) is float32.
+    const at::Tensor& master = args.master_params[i];
+    const at::Tensor& state_like = master.defined() ? master : p;
+    if (master.defined()) {
+      TORCH_CHECK(p.scalar_type() == at::kHalf || p.scalar_type() == at::kBFloat16, "param ", i,
+                  " has a float32 master copy, which only float16 and bfloat16 params keep; it is ", p.scalar_type());
+      TORCH_CHECK(master.layout() == at::kStrided && master.scalar_type() == at::kFloat && master.sizes() == p.sizes() &&
+                      master.strides() == p.strides() && master.device() == p.device(),
+                  "master_param of param ", i, " must be a float32 tensor with the param's shape ", p.sizes(),
+                  ", strides ", p.strides(), " and device; got ", master.scalar_type(), " ", master.sizes(), " ",
+                  master.strides(), " on ", master.device());
+    }
     if (buf.defined()) {
-      check_like_param(buf, p, "momentum_buffer", i);
+      check_like_param(buf, state_like, "momentum_buffer", i);
       TORCH_CHECK(buf.strides() == p.strides(), "momentum_buffer of param ", i,
                   " must have the param's strides ", p.strides(), ", got ", buf.strides());
       check_counter(args.momentum_first_steps[i], device, "momentum_first_step");

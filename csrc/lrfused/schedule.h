@@ -20,7 +20,15 @@
 
 namespace lrfused {
 
-enum ScheduleKind : int32_t { kConstant = 0, kOneCycle = 1, kCyclic = 2, kRamp = 3, kWarmRestarts = 4 };
+enum ScheduleKind : int32_t {
+  kConstant = 0,
+  kOneCycle = 1,
+  kCyclic = 2,
+  kRamp = 3,
+  kWarmRestarts = 4,
+  kWarmupCosine = 5,
+  kTable = 6,
+};
 enum AnnealStrategy : int32_t { kAnnealCos = 0, kAnnealLinear = 1 };
 enum CyclicMode : int32_t { kTriangular = 0, kTriangular2 = 1, kExpRange = 2 };
 
@@ -69,6 +77,26 @@ struct WarmRestartsParams {
   int32_t anneal = kAnnealCos;
 };
 
+// Linear warm-up then cosine decay, the closed forms of torch's SequentialLR(LinearLR(start_factor,
+// total_iters=warmup_steps), CosineAnnealingLR(T_max=total_steps - warmup_steps, eta_min)): from
+// lr * start_factor at step 0 up to lr at step warmup_steps, then down towards eta_min, reached at
+// step total_steps.
+struct WarmupCosineParams {
+  double lr = 0.0;
+  double start_factor = 1.0 / 3;
+  double eta_min = 0.0;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 1;
+};
+
+// A per-step table of (lr, momentum) pairs on the params' device, row `step` for step `step`, the
+// last row past the end. The pointer is set by the step's checks from a validated tensor, never from
+// Python.
+struct TableParams {
+  const double* values = nullptr;
+  int64_t length = 0;
+};
+
 struct Schedule {
   int32_t kind = kConstant;
   bool cycle_momentum = false;
@@ -78,6 +106,8 @@ struct Schedule {
   CyclicParams cyclic;
   RampParams ramp;
   WarmRestartsParams warm_restarts;
+  WarmupCosineParams warmup_cosine;
+  TableParams table;
 };
 
 struct ScheduleValue {
@@ -195,6 +225,22 @@ LRFUSED_HOST_DEVICE inline double warm_restarts_lr(const WarmRestartsParams& p, 
   return p.eta_min + (p.max_lr - p.eta_min) * (1 + cos(pi * static_cast<double>(t_cur) / static_cast<double>(t_i))) / 2;
 }
 
+LRFUSED_HOST_DEVICE inline double warmup_cosine_lr(const WarmupCosineParams& p, int64_t step) {
+  if (step < p.warmup_steps) {  // LinearLR._get_closed_form_lr with end_factor 1
+    return p.lr * (p.start_factor + (1.0 - p.start_factor) * static_cast<double>(step) / static_cast<double>(p.warmup_steps));
+  }
+  // CosineAnnealingLR._get_closed_form_lr, counted from the end of the warm-up
+  const double pi = 3.141592653589793;  // == math.pi
+  const double t_cur = static_cast<double>(step - p.warmup_steps);
+  const double t_max = static_cast<double>(p.total_steps - p.warmup_steps);
+  return p.eta_min + (p.lr - p.eta_min) * (1 + cos(pi * t_cur / t_max)) / 2;
+}
+
+LRFUSED_HOST_DEVICE inline ScheduleValue table_value(const TableParams& p, int64_t step) {
+  const int64_t row = step < p.length ? step : p.length - 1;
+  return ScheduleValue{p.values[2 * row], p.values[2 * row + 1]};
+}
+
 }  // namespace detail
 
 // LR and momentum of optimizer step `step` (0-based): the values torch's scheduler shows after
@@ -209,19 +255,26 @@ LRFUSED_HOST_DEVICE inline ScheduleValue schedule_value(const Schedule& s, int64
       return ScheduleValue{detail::ramp_lr(s.ramp, step), s.momentum};
     case kWarmRestarts:
       return ScheduleValue{detail::warm_restarts_lr(s.warm_restarts, step), s.momentum};
+    case kWarmupCosine:
+      return ScheduleValue{detail::warmup_cosine_lr(s.warmup_cosine, step), s.momentum};
+    case kTable:
+      return detail::table_value(s.table, step);
     default:
       return ScheduleValue{s.lr, s.momentum};
   }
 }
 
-// The step a kernel evaluates. Past the end of a 1cycle schedule the host raises (as OneCycleLR
-// does) unless asked to hold the final values; a kernel cannot raise, so it always holds, which is
-// what a CUDA graph replayed past the end gets.
+// The step a kernel evaluates. Past the end of a schedule of fixed length the host raises (as
+// OneCycleLR does) unless asked to hold the final values; a kernel cannot raise, so it always holds,
+// which is what a CUDA graph replayed past the end gets.
 LRFUSED_HOST_DEVICE inline int64_t kernel_step(const Schedule& s, int64_t step) {
-  if (s.kind == kOneCycle && step > s.one_cycle.total_steps - 1) {
-    return s.one_cycle.total_steps - 1;
+  int64_t last = -1;
+  if (s.kind == kOneCycle) {
+    last = s.one_cycle.total_steps - 1;
+  } else if (s.kind == kWarmupCosine) {
+    last = s.warmup_cosine.total_steps - 1;
   }
-  return step;
+  return last >= 0 && step > last ? last : step;
 }
 
 }  // namespace lrfused

@@ -1,7 +1,9 @@
 // The per-element SGD update shared by the CPU and CUDA kernels.
 //
-// Same operations, in the same order, as torch.optim.SGD's single-tensor path:
-//   g = maximize ? -grad : grad
+// Same operations, in the same order, as torch.optim.SGD's single-tensor path (after
+// torch.amp.GradScaler.unscale_, which multiplies the grads by the float32 inverse of the scale):
+//   g = grad * inv_grad_scale                           (1 without a GradScaler: exact)
+//   g = maximize ? -g : g
 //   g = g + weight_decay * param                        (if weight_decay != 0)
 //   buf = g  (first step)  |  buf = buf * momentum + (1 - dampening) * g
 //   g = nesterov ? g + momentum * buf : buf             (if momentum != 0)
@@ -30,12 +32,16 @@ struct StepScalars {
   opmath_t weight_decay;
   opmath_t momentum;
   opmath_t one_minus_dampening;
+  opmath_t inv_grad_scale;
   bool maximize;
 };
 
+// inv_grad_scale: as GradScaler computes it, float(1 / double(scale)).
 template <typename opmath_t>
-LRFUSED_HOST_DEVICE inline StepScalars<opmath_t> make_step_scalars(const GroupConfig& g, ScheduleValue v) {
+LRFUSED_HOST_DEVICE inline StepScalars<opmath_t> make_step_scalars(const GroupConfig& g, ScheduleValue v,
+                                                                   float inv_grad_scale) {
   StepScalars<opmath_t> s;
+  s.inv_grad_scale = static_cast<opmath_t>(inv_grad_scale);
   s.neg_lr = static_cast<opmath_t>(-v.lr);
   s.weight_decay = static_cast<opmath_t>(g.weight_decay);
   s.momentum = static_cast<opmath_t>(v.momentum);
@@ -53,10 +59,16 @@ struct UpdateFlags {
   bool nesterov;
 };
 
+// float(1 / double(scale)), as torch.amp.GradScaler.unscale_ computes it; 1 without a scale.
+LRFUSED_HOST_DEVICE inline float inverse_grad_scale(const float* grad_scale) {
+  return grad_scale == nullptr ? 1.0f : static_cast<float>(1.0 / static_cast<double>(*grad_scale));
+}
+
 template <bool kDecay, bool kMomentum, bool kFirst, bool kNesterov, typename opmath_t>
 LRFUSED_HOST_DEVICE inline void sgd_update(opmath_t& param, opmath_t grad, opmath_t& buf,
                                            const StepScalars<opmath_t>& s) {
-  opmath_t g = s.maximize ? -grad : grad;
+  opmath_t g = grad * s.inv_grad_scale;
+  g = s.maximize ? -g : g;
   if (kDecay) {
     g = g + s.weight_decay * param;
   }

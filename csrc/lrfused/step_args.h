@@ -21,9 +21,20 @@ struct StepArgs {
   // that (kWrittenElsewhere for a buffer loaded from another optimizer). Read on the device, so the
   // first-step initialisation (buffer = gradient) needs no host sync.
   std::vector<at::Tensor> momentum_first_steps;
+  // Per param; undefined unless the (float16 / bfloat16) param keeps a float32 master copy: then the
+  // update runs on the master (and a float32 momentum buffer) and the param gets it rounded.
+  std::vector<at::Tensor> master_params;
   std::vector<int64_t> group_of;  // index into `groups` for each param
   std::vector<GroupConfig> groups;
+  // Per group; a float64 [steps, 2] table of (lr, momentum) for a kTable schedule, else undefined.
+  std::vector<at::Tensor> tables;
   at::Tensor step;  // int64, one element, on the params' device: the schedule's step counter
+  // torch.amp.GradScaler's contract for fused optimizers, both optional float32 one-element tensors
+  // on the params' device: grads are divided by grad_scale; found_inf != 0 skips the update (params,
+  // buffers and first-step flags untouched).
+  at::Tensor grad_scale;
+  at::Tensor found_inf;
+  bool count_skipped_steps = true;  // whether a step skipped for found_inf advances the schedule
 };
 
 // Validates everything (raising before anything is written) and returns args whose grads share

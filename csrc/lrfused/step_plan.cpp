@@ -22,32 +22,36 @@ void run_step(const StepArgs& args) {
 }  // namespace
 
 StepPlan::StepPlan(std::vector<at::Tensor> params, const std::vector<std::optional<at::Tensor>>& momentum_buffers,
-                   const std::vector<std::optional<at::Tensor>>& momentum_first_steps, std::vector<int64_t> group_of)
+                   const std::vector<std::optional<at::Tensor>>& momentum_first_steps,
+                   const std::vector<std::optional<at::Tensor>>& master_params, std::vector<int64_t> group_of)
     : params_(std::move(params)), group_of_(std::move(group_of)) {
   TORCH_CHECK(momentum_buffers.size() == params_.size() && momentum_first_steps.size() == params_.size() &&
-                  group_of_.size() == params_.size(),
-              "params, momentum_buffers, momentum_first_steps and group_of must have one entry per param; got "
-              "lengths ",
+                  master_params.size() == params_.size() && group_of_.size() == params_.size(),
+              "params, momentum_buffers, momentum_first_steps, master_params and group_of must have one entry "
+              "per param; got lengths ",
               params_.size(), ", ", momentum_buffers.size(), ", ", momentum_first_steps.size(), ", ",
-              group_of_.size());
+              master_params.size(), ", ", group_of_.size());
   momentum_buffers_.reserve(params_.size());
   momentum_first_steps_.reserve(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     momentum_buffers_.push_back(or_undefined(momentum_buffers[i]));
     momentum_first_steps_.push_back(or_undefined(momentum_first_steps[i]));
+    master_params_.push_back(or_undefined(master_params[i]));
   }
 }
 
-void StepPlan::step(const std::vector<GroupConfig>& groups, const at::Tensor& step) const {
+void StepPlan::step(const StepInputs& inputs) const {
   StepArgs args;
   const size_t n = params_.size();
+  TORCH_CHECK(!inputs.grads.has_value() || inputs.grads->size() == n, "grads must have one entry per param (",
+              n, "), got ", inputs.grads.has_value() ? inputs.grads->size() : 0);
   args.params.reserve(n);
   args.grads.reserve(n);
   args.momentum_buffers.reserve(n);
   args.momentum_first_steps.reserve(n);
   args.group_of.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    const at::Tensor& grad = params_[i].grad();
+    const at::Tensor grad = inputs.grads.has_value() ? or_undefined((*inputs.grads)[i]) : params_[i].grad();
     if (!grad.defined()) {
       continue;  // as torch's optimizers: a param without a grad is left alone
     }
@@ -55,10 +59,17 @@ void StepPlan::step(const std::vector<GroupConfig>& groups, const at::Tensor& st
     args.grads.push_back(grad);
     args.momentum_buffers.push_back(momentum_buffers_[i]);
     args.momentum_first_steps.push_back(momentum_first_steps_[i]);
+    args.master_params.push_back(master_params_[i]);
     args.group_of.push_back(group_of_[i]);
   }
-  args.groups = groups;
-  args.step = step;
+  args.groups = inputs.groups;
+  for (const auto& table : inputs.tables) {
+    args.tables.push_back(or_undefined(table));
+  }
+  args.step = inputs.step;
+  args.grad_scale = or_undefined(inputs.grad_scale);
+  args.found_inf = or_undefined(inputs.found_inf);
+  args.count_skipped_steps = inputs.count_skipped_steps;
   run_step(checked_step_args(std::move(args)));
 }
 

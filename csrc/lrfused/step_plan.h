@@ -1,6 +1,6 @@
 // StepPlan: the flat tensor lists of one optimizer, built once (when its params or state change)
-// instead of at every step. Each step reads the grads itself (param.grad()), checks everything and
-// runs the kernel on the params that have one.
+// instead of at every step. Each step reads the grads itself (param.grad(), unless given), checks
+// everything and runs the kernel on the params that have one.
 #pragma once
 
 #include <optional>
@@ -13,15 +13,29 @@ namespace lrfused {
 class StepPlan {
  public:
   StepPlan(std::vector<at::Tensor> params, const std::vector<std::optional<at::Tensor>>& momentum_buffers,
-           const std::vector<std::optional<at::Tensor>>& momentum_first_steps, std::vector<int64_t> group_of);
+           const std::vector<std::optional<at::Tensor>>& momentum_first_steps,
+           const std::vector<std::optional<at::Tensor>>& master_params, std::vector<int64_t> group_of);
+
+  // What one step needs besides the cached tensors.
+  struct StepInputs {
+    std::vector<GroupConfig> groups;
+    std::vector<std::optional<at::Tensor>> tables;  // per group
+    at::Tensor step;
+    std::optional<at::Tensor> grad_scale;
+    std::optional<at::Tensor> found_inf;
+    bool count_skipped_steps = true;
+    // Per param, replacing param.grad() (for params whose grads live elsewhere, e.g. DTensor shards).
+    std::optional<std::vector<std::optional<at::Tensor>>> grads;
+  };
 
   // One fused step of every param with a grad; raises (changing nothing) on bad input.
-  void step(const std::vector<GroupConfig>& groups, const at::Tensor& step) const;
+  void step(const StepInputs& inputs) const;
 
  private:
   std::vector<at::Tensor> params_;
   std::vector<at::Tensor> momentum_buffers_;      // undefined where none
   std::vector<at::Tensor> momentum_first_steps_;  // undefined where none
+  std::vector<at::Tensor> master_params_;         // undefined where none
   std::vector<int64_t> group_of_;
 };
 

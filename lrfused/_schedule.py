@@ -1,0 +1,68 @@
+"""What a schedule is to `FusedSGD`: settings kept in the param groups, checked there, and turned into
+the `_C.Schedule` the kernel evaluates from its step counter.
+
+Settings live in the group dicts, as torch's schedulers keep theirs (OneCycleLR's ``max_lr``,
+``initial_lr``, ...), so each group can have its own and a state dict carries them.
+"""
+from lrfused._checks import check_bool, check_number
+from lrfused._ext import _C
+
+
+class Schedule:
+    """Base of the schedules `FusedSGD` takes. Subclasses set `kind` and override what they need."""
+
+    kind = _C.SCHEDULE_CONSTANT
+
+    def settings(self):
+        """Group defaults: name -> value, or a list with one value per param group."""
+        return {"cycle_momentum": False}
+
+    def complete_group(self, group, where):
+        """Checks the group's settings (raising before anything changes), adds derived keys, and
+        returns the momentum values the group can use."""
+        check_bool("cycle_momentum" + where, group["cycle_momentum"])
+        return (group["momentum"],)
+
+    def inputs(self, group):
+        """The group values the schedule reads, as a tuple (the cache key of `fill`)."""
+        return (group["lr"], group["momentum"])
+
+    def fill(self, schedule, group):
+        """Writes the group's schedule into `schedule`, a fresh `_C.Schedule` of this kind."""
+        schedule.lr = float(group["lr"])
+
+    def total_steps(self, group):
+        """The number of steps the schedule defines, or None if it has no end."""
+        return None
+
+    def table(self, group):
+        """A table schedule's rows [(lr, momentum), ...] for this group; None for the others."""
+        return None
+
+    def build(self, group):
+        """The group's `_C.Schedule`: momentum cycled by the schedule, or the group's constant one."""
+        schedule = _C.Schedule()
+        schedule.kind = self.kind
+        schedule.cycle_momentum = group["cycle_momentum"]
+        schedule.momentum = 0.0 if group["cycle_momentum"] else float(group["momentum"])
+        self.fill(schedule, group)
+        return schedule
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Constant(Schedule):
+    """No schedule: each group's ``lr`` and ``momentum``, as ``torch.optim.SGD`` uses them (change
+    ``group['lr']`` between steps and the next step uses the new value)."""
+
+    def complete_group(self, group, where):
+        check_number("lr" + where, group["lr"])
+        return super().complete_group(group, where)
+
+
+def base_lr(group, where):
+    """The LR a schedule scales, kept as ``initial_lr`` (as torch's schedulers keep it), since
+    ``group['lr']`` shows the scheduled value."""
+    group.setdefault("initial_lr", group["lr"])
+    return check_number("lr" + where, group["initial_lr"])

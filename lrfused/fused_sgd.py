@@ -1,0 +1,499 @@
+"""FusedSGD: torch.optim.SGD whose LR and momentum come from a schedule that the kernel evaluates from
+a step counter kept on the params' device. The drop-ins (FusedOneCycleSGD, ...) are FusedSGD with
+their schedule and torch's scheduler arguments.
+"""
+from typing import NamedTuple, Optional
+
+import torch
+from torch.optim.optimizer import Optimizer, required
+
+from lrfused._checks import check_bool, check_number, check_params, per_group_values
+from lrfused._ext import _C
+from lrfused._schedule import Constant, Schedule
+from lrfused._state import ChangeCounter, OptimizerState
+
+# Per-param state keys.
+MOMENTUM_BUFFER = "momentum_buffer"  # same name and meaning as torch.optim.SGD's
+MOMENTUM_FIRST_STEP = "momentum_first_step"  # int64: the step that first wrote the buffer
+MASTER_PARAM = "master_param"  # float32 copy of a float16 / bfloat16 param (master_weights=True)
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Top-level state_dict key of the schedule's step counter.
+SCHEDULE_STEP = "schedule_step"
+
+
+def as_param_groups(params):
+    """`params` as a list of param-group dicts, as torch.optim.Optimizer reads it."""
+    if isinstance(params, torch.Tensor):
+        raise TypeError("params must be an iterable of Tensors or of dicts, got a single Tensor")
+    groups = list(params)
+    if not groups:
+        raise ValueError("params is an empty list: give the optimizer at least one parameter")
+    if not isinstance(groups[0], dict):
+        groups = [{"params": groups}]
+    return [dict(g) if isinstance(g, dict) else g for g in groups]
+
+
+def spread_per_group(groups, defaults, name, value, per_group_values):
+    """Writes one value per group for an argument that may be a list (as OneCycleLR's max_lr).
+
+    A list becomes each group's own value and makes the argument required for groups added later;
+    a scalar stays a default. A value a group dict already has wins.
+    """
+    if isinstance(value, (list, tuple)):
+        for group, v in zip(groups, per_group_values(name, value, len(groups))):
+            group.setdefault(name, v)
+        defaults[name] = required
+    else:
+        defaults[name] = value
+
+
+def _refuse_state_creation_in_capture(param):
+    """Momentum state made inside a CUDA graph capture would be re-zeroed on every replay."""
+    if param.is_cuda and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError(
+            "step() is being captured in a CUDA graph before the optimizer's momentum state exists: "
+            "take at least one eager step (with every param that will have a grad) before capturing"
+        )
+
+
+def _checked_schedule_step(step):
+    """A saved schedule step as an int >= 0 (or None when the state has none)."""
+    if step is None:
+        return None
+    if isinstance(step, torch.Tensor):
+        if step.numel() != 1 or step.is_floating_point() or step.is_complex():
+            raise TypeError(f"state_dict['{SCHEDULE_STEP}'] must be one integer, got a {step.dtype} tensor of shape {tuple(step.shape)}")
+        step = int(step.item())
+    elif isinstance(step, bool) or not isinstance(step, int):
+        raise TypeError(f"state_dict['{SCHEDULE_STEP}'] must be an int, got {type(step).__name__}")
+    if step < 0:
+        raise ValueError(f"state_dict['{SCHEDULE_STEP}'] must be >= 0, got {step}")
+    return step
+
+
+def _keeps_buffers(group):
+    return group["cycle_momentum"] or group["momentum"] != 0
+
+
+def _has_state(state, keeps_buffers, keeps_master):
+    return (
+        state is not None
+        and (not keeps_buffers or state.get(MOMENTUM_BUFFER) is not None)
+        and (not keeps_master or state.get(MASTER_PARAM) is not None)
+    )
+
+
+def _new_state(param, state, keeps_buffers, keeps_master):
+    """The param's state with what it lacks added: a float32 master copy of the param, a zeroed
+    momentum buffer (float32 beside a master copy) and its first-step flag."""
+    state = dict(state or {})
+    if keeps_master and state.get(MASTER_PARAM) is None:
+        state[MASTER_PARAM] = param.detach().to(torch.float32, memory_format=torch.preserve_format)
+    if keeps_buffers and state.get(MOMENTUM_BUFFER) is None:
+        like = state[MASTER_PARAM] if keeps_master else param
+        state[MOMENTUM_BUFFER] = torch.zeros_like(like, memory_format=torch.preserve_format)
+        state[MOMENTUM_FIRST_STEP] = torch.full((), _C.NEVER_WRITTEN, dtype=torch.int64, device=param.device)
+    return state
+
+
+class _KernelGroup(NamedTuple):
+    """One param group as the kernel gets it, cached until the group's values change."""
+
+    inputs: tuple
+    config: object  # _C.GroupConfig
+    table: Optional[torch.Tensor]  # a table schedule's rows on the device, else None
+    rows: Optional[list]  # the same rows on the host (for group['lr']), else None
+
+
+def check_sgd_group(group, index, momenta):
+    """The SGD hyperparameters of a group; `momenta` are the momentum values the group can use."""
+    where = f" (param group {index})"
+    check_number("weight_decay" + where, group["weight_decay"])
+    check_number("dampening" + where, group["dampening"])
+    check_bool("nesterov" + where, group["nesterov"])
+    check_bool("maximize" + where, group["maximize"])
+    if group["nesterov"] and (all(m == 0 for m in momenta) or group["dampening"] != 0):
+        raise ValueError(
+            f"nesterov=True{where} requires a momentum > 0 and dampening == 0; got momentum "
+            f"{' / '.join(map(str, momenta))} and dampening {group['dampening']}"
+        )
+
+
+def _local(tensor):
+    """The local shard of a DTensor (what the kernel updates), or the tensor itself."""
+    return getattr(tensor, "_local_tensor", tensor)
+
+
+class FusedSGD(Optimizer):
+    """``torch.optim.SGD`` with any built-in schedule, the whole step (LR and momentum included) in one
+    kernel that reads a step counter on the params' device: no host sync, capturable in a CUDA graph.
+
+    ``schedule`` is one of ``lrfused.schedules``: ``Constant()`` (the default: plain SGD, each group's
+    ``lr``), ``OneCycle(...)``, ``Cyclic(...)``, ``WarmRestarts(...)``, ``WarmupCosine(...)``,
+    ``Ramp(...)`` or ``Table(...)`` (a per-step table, for any schedule you can write as a function
+    of the step). ``lr`` is the base LR the schedules that scale one use (``Constant``,
+    ``WarmupCosine``, ``Table``). Past the end of a schedule of fixed length (1cycle, warm-up +
+    cosine, a table) ``step()`` raises ``ValueError`` as OneCycleLR does, unless
+    ``hold_final_lr=True``; a step replayed from a CUDA graph always holds.
+
+    ``master_weights=True`` keeps a float32 copy of each float16 / bfloat16 param (and a float32
+    momentum buffer) in the optimizer state: the update runs on the copy and the param gets it
+    rounded. With ``torch.amp.GradScaler``, grads are unscaled in the kernel and a step with an inf or
+    NaN grad changes no param or buffer; the schedule still advances, as ``scheduler.step()`` in the
+    usual loop does, unless ``count_skipped_steps=False`` (then, on CUDA, ``group['lr']`` is refreshed
+    only when ``get_last_lr()`` or ``schedule_step`` reads the counter).
+    """
+
+    _step_supports_amp_scaling = True  # torch.amp.GradScaler hands us grad_scale and found_inf
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        *,
+        maximize=False,
+        schedule=None,
+        hold_final_lr=False,
+        master_weights=False,
+        count_skipped_steps=True,
+    ):
+        schedule = Constant() if schedule is None else schedule
+        if not isinstance(schedule, Schedule):
+            raise TypeError(
+                f"schedule must be one of lrfused.schedules (OneCycle, Cyclic, Constant, ...), got {type(schedule).__name__}"
+            )
+        for name, value in (
+            ("hold_final_lr", hold_final_lr),
+            ("master_weights", master_weights),
+            ("count_skipped_steps", count_skipped_steps),
+        ):
+            check_bool(name, value)
+        groups = as_param_groups(params)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            hold_final_lr=hold_final_lr,
+            master_weights=master_weights,
+        )
+        for name, value in schedule.settings().items():
+            spread_per_group(groups, defaults, name, value, per_group_values)
+        self.schedule = schedule
+        self.count_skipped_steps = count_skipped_steps
+        self._device = None
+        self._configs = {}  # group index -> _KernelGroup
+        super().__init__(groups, defaults)
+        # The kernel's step counter, and a host copy of it so that step() never reads the device
+        # (None while unknown: a GradScaler step on CUDA that may not have counted).
+        self._step = torch.zeros((), dtype=torch.int64, device=self._device)
+        self._host_step = 0
+        self._track_state()
+        self._show_schedule_values()
+
+    # --- torch.optim.Optimizer ------------------------------------------------------------------
+
+    def add_param_group(self, param_group):
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if isinstance(params, torch.Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("params must be an ordered collection (a list), not a set")
+        elif params is None:
+            raise ValueError("param_group must have a 'params' entry")
+        group["params"] = list(params)
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"param group {len(self.param_groups)} must give a value for {name}")
+            group.setdefault(name, default)
+        index = len(self.param_groups)
+        device = check_params(index, group["params"], self._device)
+        self._complete_group(group, index)
+        super().add_param_group(group)
+        self._device = device
+        if hasattr(self, "_step"):
+            self._show_schedule_values()
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One fused SGD step over every param with a grad, at this step's scheduled LR and momentum."""
+        loss = None
+        if closure is not None:
+            if not callable(closure):
+                raise TypeError(f"closure must be callable (returning the loss), got {type(closure).__name__}")
+            with torch.enable_grad():
+                loss = closure()
+        # Set by torch.amp.GradScaler.step() for optimizers with _step_supports_amp_scaling.
+        grad_scale = getattr(self, "grad_scale", None)
+        found_inf = getattr(self, "found_inf", None)
+        self._check_can_step()
+        created = self._refresh_plan()
+        kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
+        if self._plan_first_param is not None and self._plan_first_param.device != self._step.device:
+            self._step = self._step.to(self._plan_first_param.device)  # the model moved after construction
+        grads = None
+        if self._plan_has_dtensors:
+            grads = [None if p.grad is None else _local(p.grad) for p in self._plan_params]
+        try:
+            self._plan.step(
+                [g.config for g in kernel_groups], [g.table for g in kernel_groups], self._step, grad_scale, found_inf, self.count_skipped_steps, grads
+            )
+        except Exception:
+            self._forget_state(created)
+            raise
+        self._count_host_step(found_inf)
+        self._show_schedule_values()
+        return loss
+
+    def get_last_lr(self):
+        """The LR of each group for the next step, as torch's schedulers' get_last_lr()."""
+        if self._host_step is None:
+            self._show_schedule_values(sync=True)
+        return [group["lr"] for group in self.param_groups]
+
+    @property
+    def schedule_step(self):
+        """How many steps this optimizer's schedule has taken."""
+        if self._host_step is None:
+            self._show_schedule_values(sync=True)
+        return self._host_step
+
+    def __getstate__(self):  # pickling and copy.deepcopy: torch's keeps only defaults, state, groups
+        state = super().__getstate__()
+        state.update(
+            _step=self._step,
+            _host_step=self._host_step,
+            _device=self._device,
+            schedule=self.schedule,
+            count_skipped_steps=self.count_skipped_steps,
+        )
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._configs = {}  # compiled per-group configs are rebuilt on demand
+        self._track_state()
+
+    def state_dict(self):
+        state = super().state_dict()
+        # Plain dicts, as torch's, so that torch.load(weights_only=True) reads the checkpoint.
+        state["state"] = {key: dict(value) for key, value in state["state"].items()}
+        state[SCHEDULE_STEP] = self._step
+        return state
+
+    def load_state_dict(self, state_dict):
+        """Loads a state saved by this class, or a torch.optim.SGD state (its momentum buffers).
+
+        A state without a schedule step (torch.optim.SGD's) keeps this optimizer's schedule position.
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        for key, kind in (("state", dict), ("param_groups", list)):
+            if key not in state_dict:
+                raise ValueError(f"state_dict has no '{key}' entry: it is not an optimizer's state dict")
+            if not isinstance(state_dict[key], kind):
+                raise TypeError(f"state_dict['{key}'] must be a {kind.__name__}, got {type(state_dict[key]).__name__}")
+        step = _checked_schedule_step(state_dict.get(SCHEDULE_STEP))
+        self._check_loaded_buffers(state_dict)
+        groups_before = self.param_groups
+        super().load_state_dict(state_dict)
+        for before, loaded in zip(groups_before, self.param_groups):
+            for name, value in before.items():  # keys a foreign state lacks keep their values
+                loaded.setdefault(name, value)
+        self._restore_state_dtypes(state_dict)
+        if step is not None:
+            self._step = torch.tensor(step, dtype=torch.int64, device=self._device)
+            self._host_step = step
+        self._configs.clear()
+        self._show_schedule_values()
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _complete_group(self, group, index):
+        where = f" (param group {index})"
+        check_number("momentum" + where, group["momentum"])
+        check_bool("hold_final_lr" + where, group["hold_final_lr"])
+        check_bool("master_weights" + where, group["master_weights"])
+        momenta = self.schedule.complete_group(group, where)
+        check_sgd_group(group, index, momenta)
+
+    def _check_can_step(self):
+        """Past the end of a schedule of fixed length: OneCycleLR's ValueError, unless held."""
+        if self._host_step is None:
+            return  # unknown without a sync; the kernel holds the final values
+        for group in self.param_groups:
+            total = self.schedule.total_steps(group)
+            if total is not None and self._host_step >= total and not group["hold_final_lr"]:
+                raise ValueError(
+                    f"Tried to step {self._host_step + 1} times. The specified number of total steps is "
+                    f"{total}. Give a larger total_steps (or epochs / steps_per_epoch), or pass "
+                    "hold_final_lr=True to keep training at the final LR."
+                )
+
+    def _count_host_step(self, found_inf):
+        """Advances the host's copy of the counter as the kernel advanced the device's."""
+        if self._host_step is None:
+            return
+        if found_inf is None or self.count_skipped_steps:
+            self._host_step += 1
+        elif found_inf.device.type == "cpu":
+            self._host_step += int(found_inf.item() == 0)  # free on the CPU
+        else:
+            self._host_step = None  # known on the device only; read when asked for
+
+    def _track_state(self):
+        """Makes self.state count its changes, and drops the step plan."""
+        if not hasattr(self, "_state_changes"):
+            self._state_changes = ChangeCounter()
+        if not isinstance(self.state, OptimizerState):
+            self.state = OptimizerState(self._state_changes, self.state)
+        self._plan = None
+        self._plan_key = None
+
+    def _plan_key_now(self):
+        """What the step plan depends on: the params, the state, which groups keep which state."""
+        return (
+            id(self.state),
+            self._state_changes.value,
+            tuple(tuple(map(id, group["params"])) for group in self.param_groups),
+            tuple((_keeps_buffers(group), group["master_weights"]) for group in self.param_groups),
+        )
+
+    def _refresh_plan(self):
+        """Rebuilds the step plan if anything it depends on changed, or a param without its state
+        has its first grad. Returns the params whose state this created."""
+        if (
+            self._plan is not None
+            and self._plan_key == self._plan_key_now()
+            and all(p.grad is None for p in self._stateless)
+        ):
+            return []
+        params, buffers, first_steps, masters, group_of, created, stateless = [], [], [], [], [], [], []
+        for index, group in enumerate(self.param_groups):
+            keeps_buffers = _keeps_buffers(group)
+            for p in group["params"]:
+                keeps_master = group["master_weights"] and p.dtype in LOW_PRECISION
+                state = self.state.get(p)
+                if (keeps_buffers or keeps_master) and not _has_state(state, keeps_buffers, keeps_master):
+                    if p.grad is None:
+                        stateless.append(p)  # no state until its first grad, as in torch
+                        continue
+                    _refuse_state_creation_in_capture(p)
+                    if state is None:
+                        created.append(p)
+                    self.state[p] = state = _new_state(p, state, keeps_buffers, keeps_master)
+                elif keeps_buffers and MOMENTUM_FIRST_STEP not in state:  # a buffer given from outside
+                    state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=p.device)
+                if keeps_buffers and keeps_master and state[MOMENTUM_BUFFER].dtype != torch.float32:
+                    state[MOMENTUM_BUFFER] = state[MOMENTUM_BUFFER].float()  # e.g. loaded from torch's SGD
+                params.append(p)
+                buffers.append(_local(state[MOMENTUM_BUFFER]) if keeps_buffers else None)
+                first_steps.append(state[MOMENTUM_FIRST_STEP] if keeps_buffers else None)
+                masters.append(_local(state[MASTER_PARAM]) if keeps_master else None)
+                group_of.append(index)
+        self._plan = _C.StepPlan([_local(p) for p in params], buffers, first_steps, masters, group_of)
+        self._plan_params = params
+        self._plan_has_dtensors = any(_local(p) is not p for p in params)
+        self._plan_first_param = _local(params[0]) if params else None
+        self._stateless = stateless
+        self._plan_key = self._plan_key_now()
+        return created
+
+    def _forget_state(self, params):
+        for p in params:
+            self.state.pop(p, None)
+        self._plan = None
+
+    def _group_config(self, index, group):
+        """The group as the kernel gets it (a _KernelGroup), cached."""
+        inputs = (
+            self.schedule.inputs(group),
+            group["cycle_momentum"],
+            group["weight_decay"],
+            group["dampening"],
+            group["nesterov"],
+            group["maximize"],
+        )
+        cached = self._configs.get(index)
+        if cached is not None and cached.inputs == inputs and (cached.table is None or cached.table.device == self._step.device):
+            return cached
+        config = _C.GroupConfig()
+        config.schedule = self.schedule.build(group)
+        config.weight_decay = group["weight_decay"]
+        config.dampening = group["dampening"]
+        config.nesterov = group["nesterov"]
+        config.maximize = group["maximize"]
+        rows = self.schedule.table(group)
+        table = None if rows is None else torch.tensor(rows, dtype=torch.float64, device=self._step.device)
+        self._configs[index] = cached = _KernelGroup(inputs, config, table, rows)
+        return cached
+
+    def _show_schedule_values(self, sync=False):
+        """Writes the next step's LR (and momentum, if cycled) into each group, as torch's schedulers do."""
+        if sync:
+            self._host_step = int(self._step.item())
+        if self._host_step is None:
+            return
+        for index, group in enumerate(self.param_groups):
+            kernel_group = self._group_config(index, group)
+            step = self._host_step
+            total = self.schedule.total_steps(group)
+            if total is not None and group["hold_final_lr"]:
+                step = min(step, total - 1)
+            if kernel_group.rows is not None:
+                lr, momentum = kernel_group.rows[min(step, len(kernel_group.rows) - 1)]
+            else:
+                lr, momentum = _C.schedule_value(kernel_group.config.schedule, step)
+            group["lr"] = lr
+            if group["cycle_momentum"]:
+                group["momentum"] = momentum
+
+    def _restore_state_dtypes(self, state_dict):
+        """torch's loader casts every state tensor to its param's dtype: the first-step flags are
+        int64 and a master copy and its buffer float32, so those are taken again from the given state."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        loaded = state_dict["state"]
+        for key, p in enumerate(params):
+            state = self.state.get(p)
+            if state is None:
+                continue
+            given = loaded.get(key, {})
+            if isinstance(state.get(MOMENTUM_BUFFER), torch.Tensor):
+                first = given.get(MOMENTUM_FIRST_STEP)
+                first = _C.WRITTEN_ELSEWHERE if first is None else int(first.item())
+                state[MOMENTUM_FIRST_STEP] = torch.tensor(first, dtype=torch.int64, device=p.device)
+            if isinstance(given.get(MASTER_PARAM), torch.Tensor):
+                state[MASTER_PARAM] = given[MASTER_PARAM].to(device=p.device, dtype=torch.float32).clone()
+                if isinstance(given.get(MOMENTUM_BUFFER), torch.Tensor):
+                    state[MOMENTUM_BUFFER] = given[MOMENTUM_BUFFER].to(device=p.device, dtype=torch.float32).clone()
+
+    def _check_loaded_buffers(self, state_dict):
+        """Rejects momentum buffers that do not fit their params, before anything is loaded."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        for key, state in state_dict.get("state", {}).items():
+            if not isinstance(state, dict):
+                raise TypeError(f"state_dict: the state of param {key} must be a dict, got {type(state).__name__}")
+            if not isinstance(key, int) or not 0 <= key < len(params):
+                continue
+            first = state.get(MOMENTUM_FIRST_STEP)
+            if first is not None and (not isinstance(first, torch.Tensor) or first.numel() != 1):
+                raise TypeError(f"state_dict: momentum_first_step of param {key} must be a one-element tensor")
+            buf = state.get(MOMENTUM_BUFFER)
+            if buf is None:
+                continue
+            if not isinstance(buf, torch.Tensor):
+                raise TypeError(f"state_dict: momentum_buffer of param {key} must be a Tensor, got {type(buf).__name__}")
+            if buf.shape != params[key].shape:
+                raise ValueError(
+                    f"state_dict: momentum_buffer of param {key} has shape {tuple(buf.shape)}, "
+                    f"but the param has shape {tuple(params[key].shape)}"
+                )
