@@ -1,8 +1,17 @@
 """Runs lrfused's optimizers side by side with torch.optim.SGD(foreach=False) + torch's schedulers."""
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    LambdaLR,
+    LinearLR,
+    OneCycleLR,
+    SequentialLR,
+)
 
 import lrfused
+from lrfused.schedules import Constant, Table, WarmupCosine
 
 SGD_KEYS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
 MIN_SAMPLES = 64  # elements a low-precision accuracy comparison needs to mean something
@@ -39,11 +48,68 @@ def torch_warm_restarts(groups, max_lr, T_0, T_mult=1, eta_min=0.0, **kwargs):
     return opt, CosineAnnealingWarmRestarts(opt, T_0=T_0, T_mult=T_mult, eta_min=eta_min)
 
 
+def fused_constant(groups, lr, **sgd):
+    return lrfused.FusedSGD(groups, lr=lr, schedule=Constant(), **sgd)
+
+
+def torch_constant(groups, lr, **sgd):
+    opt = torch.optim.SGD(groups, lr=lr, foreach=False, **sgd)
+    return opt, LambdaLR(opt, lambda step: 1.0)  # a scheduler that changes nothing
+
+
+def fused_warmup_cosine(groups, lr, total_steps, warmup_steps=0, start_factor=1.0 / 3, eta_min=0.0, **sgd):
+    schedule = WarmupCosine(total_steps, warmup_steps, start_factor, eta_min)
+    return lrfused.FusedSGD(groups, lr=lr, schedule=schedule, **sgd)
+
+
+def torch_warmup_cosine(groups, lr, total_steps, warmup_steps=0, start_factor=1.0 / 3, eta_min=0.0, **sgd):
+    opt = torch.optim.SGD(groups, lr=lr, foreach=False, **sgd)
+    cosine = CosineAnnealingLR(opt, T_max=total_steps - warmup_steps, eta_min=eta_min)
+    if warmup_steps == 0:
+        return opt, cosine
+    warmup = LinearLR(opt, start_factor=start_factor, total_iters=warmup_steps)
+    return opt, SequentialLR(opt, [warmup, cosine], milestones=[warmup_steps])
+
+
+def fused_table(groups, lr, lr_lambda, total_steps, momenta=None, **sgd):
+    return lrfused.FusedSGD(groups, lr=lr, schedule=Table(lr_lambda, total_steps, momentum=momenta), **sgd)
+
+
+class _TableScheduler(LambdaLR):
+    """LambdaLR, plus a momentum per step (what a user's own loop would set)."""
+
+    def __init__(self, opt, lr_lambda, momenta):
+        self.momenta = momenta
+        super().__init__(opt, lr_lambda)
+
+    def get_lr(self):
+        if self.momenta is not None:
+            for group in self.optimizer.param_groups:
+                group["momentum"] = self.momenta[min(self.last_epoch, len(self.momenta) - 1)]
+        return super().get_lr()
+
+
+def torch_table(groups, lr, lr_lambda, total_steps, momenta=None, **sgd):
+    """LambdaLR with the table's factors; after the last step it shows the last row, as lrfused does."""
+    if callable(lr_lambda):
+        factors = [lr_lambda(step) for step in range(total_steps)]
+    else:
+        factors = [float(f) for f in lr_lambda]
+    opt = torch.optim.SGD(groups, lr=lr, foreach=False, **sgd)
+    return opt, _TableScheduler(opt, lambda step: factors[min(step, total_steps - 1)], momenta)
+
+
 PAIRS = {
     "one_cycle": (lrfused.FusedOneCycleSGD, torch_one_cycle),
     "cyclic": (lrfused.FusedCyclicSGD, torch_cyclic),
     "warm_restarts": (lrfused.FusedWarmRestartsSGD, torch_warm_restarts),
+    "constant": (fused_constant, torch_constant),
+    "warmup_cosine": (fused_warmup_cosine, torch_warmup_cosine),
+    "table": (fused_table, torch_table),
 }
+# torch computes these schedules recursively (each LR from the last), lrfused in closed form: the
+# values agree to rounding, not bit for bit.
+APPROXIMATE_SCHEDULES = ("warmup_cosine",)
 
 
 def low_precision(dtype):
@@ -57,6 +123,7 @@ class SideBySide:
     def __init__(self, kind, group_specs, dtype, device, **kwargs):
         """group_specs: one dict per param group, {'shapes': [...], **per-group options}."""
         fused_cls, torch_factory = PAIRS[kind]
+        self.exact_schedule = kind not in APPROXIMATE_SCHEDULES
         self.dtype = dtype
         self.shapes = [list(spec["shapes"]) for spec in group_specs]
         masters = [[torch.randn(s, dtype=torch.float32, device=device) for s in shapes] for shapes in self.shapes]
@@ -99,10 +166,13 @@ class SideBySide:
             self.exact_sched.step()
 
     def assert_schedule_matches(self):
+        def same(a, b):
+            return a == b if self.exact_schedule else abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+
         for fused_group, torch_group in zip(self.fused.param_groups, self.torch_opt.param_groups):
-            assert fused_group["lr"] == torch_group["lr"]
+            assert same(fused_group["lr"], torch_group["lr"]), (fused_group["lr"], torch_group["lr"])
             assert fused_group["momentum"] == torch_group["momentum"]
-        assert self.fused.get_last_lr() == self.torch_sched.get_last_lr()
+        assert all(map(same, self.fused.get_last_lr(), self.torch_sched.get_last_lr()))
 
     def assert_params_match(self, step):
         fused = [p for g in self.fused_params for p in g]
