@@ -3,6 +3,7 @@
 
 #include <optional>
 
+#include "lrfused/functional_step.h"
 #include "lrfused/step_plan.h"
 
 namespace py = pybind11;
@@ -131,5 +132,26 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("found_inf") = py::none(), py::arg("count_skipped_steps") = true, py::arg("grads") = py::none(),
           "one fused SGD step of every param that has a grad, with LR and momentum from the schedule at "
           "`step`, which it advances on its device (unless a step skipped for found_inf is not counted)");
+  m.def(
+      "config_to_vector", [](const GroupConfig& config) { return config_to_vector(config); }, py::arg("config"),
+      "a GroupConfig as the flat float vector fused_sgd_step takes");
+  m.def(
+      "fused_sgd_step",
+      [](std::vector<at::Tensor> params, std::vector<at::Tensor> grads, std::vector<at::Tensor> momentum_buffers,
+         std::vector<int64_t> buffer_index, const std::vector<at::Tensor>& momentum_first_steps,
+         std::vector<at::Tensor> master_params, std::vector<int64_t> master_index, std::vector<int64_t> group_of,
+         const std::vector<double>& configs, std::vector<at::Tensor> tables, std::vector<int64_t> table_index,
+         at::Tensor step, std::optional<at::Tensor> grad_scale, std::optional<at::Tensor> found_inf,
+         bool count_skipped_steps) {
+        functional_step(std::move(params), std::move(grads), IndexedTensors{std::move(momentum_buffers), std::move(buffer_index)},
+                        momentum_first_steps, IndexedTensors{std::move(master_params), std::move(master_index)},
+                        std::move(group_of), configs, IndexedTensors{std::move(tables), std::move(table_index)},
+                        std::move(step), std::move(grad_scale), std::move(found_inf), count_skipped_steps);
+      },
+      py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("buffer_index"),
+      py::arg("momentum_first_steps"), py::arg("master_params"), py::arg("master_index"), py::arg("group_of"),
+      py::arg("configs"), py::arg("tables"), py::arg("table_index"), py::arg("step"), py::arg("grad_scale"),
+      py::arg("found_inf"), py::arg("count_skipped_steps"),
+      "the fused step from explicit tensor lists (the body of the torch.library op lrfused::sgd_step_)");
   m.def("cuda_built", &cuda_built, "whether the CUDA kernels were compiled in");
 }

@@ -9,6 +9,7 @@ from torch.optim.optimizer import Optimizer, required
 
 from lrfused._checks import check_bool, check_number, check_params, per_group_values
 from lrfused._ext import _C
+from lrfused._ops import sgd_step_
 from lrfused._schedule import Constant, Schedule
 from lrfused._state import ChangeCounter, OptimizerState
 
@@ -103,6 +104,7 @@ class _KernelGroup(NamedTuple):
     config: object  # _C.GroupConfig
     table: Optional[torch.Tensor]  # a table schedule's rows on the device, else None
     rows: Optional[list]  # the same rows on the host (for group['lr']), else None
+    vector: list  # the config as lrfused::sgd_step_ takes it
 
 
 def check_sgd_group(group, index, momenta):
@@ -191,9 +193,11 @@ class FusedSGD(Optimizer):
         self._configs = {}  # group index -> _KernelGroup
         super().__init__(groups, defaults)
         # The kernel's step counter, and a host copy of it so that step() never reads the device
-        # (None while unknown: a GradScaler step on CUDA that may not have counted).
+        # (None while unknown: after a GradScaler step on CUDA that may not have counted, or a
+        # compiled step). The copy sits in a list: torch.compile drops attribute assignments on
+        # optimizers, not list writes.
         self._step = torch.zeros((), dtype=torch.int64, device=self._device)
-        self._host_step = 0
+        self._host_count = [0]
         self._track_state()
         self._show_schedule_values()
 
@@ -235,6 +239,9 @@ class FusedSGD(Optimizer):
         # Set by torch.amp.GradScaler.step() for optimizers with _step_supports_amp_scaling.
         grad_scale = getattr(self, "grad_scale", None)
         found_inf = getattr(self, "found_inf", None)
+        if torch.compiler.is_compiling():
+            self._compiled_step(grad_scale, found_inf)
+            return loss
         self._check_can_step()
         created = self._refresh_plan()
         kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
@@ -271,7 +278,7 @@ class FusedSGD(Optimizer):
         state = super().__getstate__()
         state.update(
             _step=self._step,
-            _host_step=self._host_step,
+            _host_count=list(self._host_count),
             _device=self._device,
             schedule=self.schedule,
             count_skipped_steps=self.count_skipped_steps,
@@ -338,6 +345,74 @@ class FusedSGD(Optimizer):
                     f"{total}. Give a larger total_steps (or epochs / steps_per_epoch), or pass "
                     "hold_final_lr=True to keep training at the final LR."
                 )
+
+    def _compiled_step(self, grad_scale, found_inf):
+        """The step as torch.compile traces it: the lrfused::sgd_step_ op on lists built here (the
+        cached plan is a pybind11 object dynamo cannot trace). Nothing here depends on the step
+        count, so a compiled step is not recompiled per step: the host count becomes unknown, and
+        group['lr'] is refreshed when get_last_lr() or schedule_step reads the device counter."""
+        self._prepare_compiled_step()
+        params, grads, buffers, buffer_index, first_steps, masters, master_index, group_of = ([] for _ in range(8))
+        for index, group in enumerate(self.param_groups):
+            keeps_buffers = _keeps_buffers(group)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state.get(p, {})
+                params.append(_local(p))
+                grads.append(_local(p.grad))
+                group_of.append(index)
+                buffer_index.append(len(buffers) if keeps_buffers else -1)
+                if keeps_buffers:
+                    buffers.append(_local(state[MOMENTUM_BUFFER]))
+                    first_steps.append(state[MOMENTUM_FIRST_STEP])
+                master = state.get(MASTER_PARAM) if group["master_weights"] else None
+                master_index.append(len(masters) if master is not None else -1)
+                if master is not None:
+                    masters.append(_local(master))
+        kernel_groups = [self._configs[index] for index in range(len(self.param_groups))]
+        tables = [g.table for g in kernel_groups if g.table is not None]
+        table_index, next_table = [], 0
+        for g in kernel_groups:
+            table_index.append(next_table if g.table is not None else -1)
+            next_table += g.table is not None
+        configs = [value for g in kernel_groups for value in g.vector]
+        sgd_step_(
+            params, grads, buffers, buffer_index, first_steps, masters, master_index, group_of, configs,
+            tables, table_index, self._step, grad_scale, found_inf, self.count_skipped_steps,
+        )
+        self._host_count[0] = None
+
+    def _prepare_compiled_step(self):
+        """Makes missing state in traceable Python (as torch's optimizers do under torch.compile);
+        a group whose values changed gets its kernel config outside the graph (a rare graph break)."""
+        for index, group in enumerate(self.param_groups):
+            cached = self._configs.get(index)
+            if cached is None or cached.inputs[0] != self.schedule.inputs(group):
+                self._refresh_group_configs()
+            keeps_buffers = _keeps_buffers(group)
+            for p in group["params"]:
+                keeps_master = group["master_weights"] and p.dtype in LOW_PRECISION
+                if p.grad is None or not (keeps_buffers or keeps_master):
+                    continue
+                state = self.state.get(p)
+                if not _has_state(state, keeps_buffers, keeps_master):
+                    self.state[p] = _new_state(p, state, keeps_buffers, keeps_master)
+                elif keeps_buffers and MOMENTUM_FIRST_STEP not in state:
+                    state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=p.device)
+
+    @torch.compiler.disable
+    def _refresh_group_configs(self):
+        for index, group in enumerate(self.param_groups):
+            self._group_config(index, group)
+
+    @property
+    def _host_step(self):
+        return self._host_count[0]
+
+    @_host_step.setter
+    def _host_step(self, value):
+        self._host_count[0] = value
 
     def _count_host_step(self, found_inf):
         """Advances the host's copy of the counter as the kernel advanced the device's."""
@@ -434,7 +509,7 @@ class FusedSGD(Optimizer):
         config.maximize = group["maximize"]
         rows = self.schedule.table(group)
         table = None if rows is None else torch.tensor(rows, dtype=torch.float64, device=self._step.device)
-        self._configs[index] = cached = _KernelGroup(inputs, config, table, rows)
+        self._configs[index] = cached = _KernelGroup(inputs, config, table, rows, _C.config_to_vector(config))
         return cached
 
     def _show_schedule_values(self, sync=False):

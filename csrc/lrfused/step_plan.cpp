@@ -1,23 +1,11 @@
 #include "lrfused/step_plan.h"
 
+#include "lrfused/functional_step.h"
+
 namespace lrfused {
 namespace {
 
 at::Tensor or_undefined(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
-
-void run_step(const StepArgs& args) {
-  if (args.step.is_cuda()) {
-#ifdef LRFUSED_WITH_CUDA
-    fused_sgd_step_cuda(args);
-#else
-    TORCH_CHECK(false, "params are on ", args.step.device(),
-                " but lrfused was built without CUDA; rebuild with CUDA torch and nvcc present");
-#endif
-  } else {
-    TORCH_CHECK(args.step.is_cpu(), "params must be on CPU or CUDA, got ", args.step.device());
-    fused_sgd_step_cpu(args);
-  }
-}
 
 }  // namespace
 

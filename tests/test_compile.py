@@ -1,0 +1,120 @@
+"""torch.compile: step() traces into the lrfused::sgd_step_ op (no graph break), and the schedule lives
+in the kernel, so steps are not recompiled as the LR changes."""
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounterWithBackend
+from torch._dynamo.utils import counters
+
+import lrfused
+from lrfused.schedules import Table
+
+STEPS = 8
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    torch._dynamo.reset()
+
+
+def _models(dtype=torch.float32):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).to(dtype)
+    twin = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).to(dtype)
+    twin.load_state_dict(model.state_dict())
+    return model, twin
+
+
+def _backward(models, step, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(step)
+    x, y = torch.randn(5, 8, generator=generator, dtype=dtype), torch.randn(5, 4, generator=generator, dtype=dtype)
+    for m in models:
+        m.zero_grad()
+        torch.nn.functional.mse_loss(m(x), y).backward()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: lrfused.FusedOneCycleSGD(ps, max_lr=0.2, total_steps=STEPS, weight_decay=1e-3),
+        lambda ps: lrfused.FusedCyclicSGD(ps, base_lr=0.01, max_lr=0.2, step_size_up=3, nesterov=True),
+        lambda ps: lrfused.FusedSGD(ps, lr=0.1, momentum=0.9, schedule=Table(lambda s: 1 / (1 + s), STEPS)),
+    ],
+    ids=["one_cycle", "cyclic", "table"],
+)
+def test_compiled_step_equals_eager_without_recompiles(make):
+    model, twin = _models()
+    compiled_opt, eager_opt = make(model.parameters()), make(twin.parameters())
+    backend = CompileCounterWithBackend("inductor")
+    compiled_step = torch.compile(compiled_opt.step, backend=backend)
+    frames = []
+    for step in range(STEPS):
+        _backward((model, twin), step)
+        compiled_step()
+        eager_opt.step()
+        frames.append(backend.frame_count)
+        for p, q in zip(model.parameters(), twin.parameters()):
+            assert torch.equal(p, q), f"step {step}"
+    # One compile, one recompile once the momentum state exists, then none while the LR moves.
+    assert frames[-1] <= 2 and frames[-1] == frames[2], frames
+    assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
+    assert compiled_opt.schedule_step == eager_opt.schedule_step == STEPS
+    assert compiled_opt.get_last_lr() == eager_opt.get_last_lr()
+
+
+def test_step_compiles_as_one_graph_with_fullgraph():
+    """fullgraph=True raises on any graph break: after one eager step (state made), none remains."""
+    model, _ = _models()
+    opt = lrfused.FusedOneCycleSGD(model.parameters(), max_lr=0.2, total_steps=STEPS)
+    _backward((model,), 0)
+    opt.step()
+    compiled = torch.compile(opt.step, fullgraph=True)
+    for step in range(1, 4):
+        _backward((model,), step)
+        compiled()
+    assert opt.schedule_step == 4
+
+
+def test_compiled_training_step_breaks_only_at_backward():
+    """A whole compiled training step: dynamo's only break is its usual one at loss.backward()."""
+    model, twin = _models()
+    opt = lrfused.FusedOneCycleSGD(model.parameters(), max_lr=0.2, total_steps=STEPS)
+    eager = lrfused.FusedOneCycleSGD(twin.parameters(), max_lr=0.2, total_steps=STEPS)
+
+    def train_step(m, o, x, y):
+        loss = torch.nn.functional.mse_loss(m(x), y)
+        loss.backward()
+        o.step()
+        o.zero_grad(set_to_none=True)
+        return loss
+
+    compiled = torch.compile(train_step)
+    for step in range(STEPS):
+        generator = torch.Generator().manual_seed(step)
+        x, y = torch.randn(5, 8, generator=generator), torch.randn(5, 4, generator=generator)
+        compiled(model, opt, x, y)
+        train_step(twin, eager, x, y)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q)  # the compiled forward/backward may fuse differently
+    reasons = list(counters["graph_break"])
+    assert all("backward" in r or "zero_grad" in r for r in reasons), reasons
+    assert opt.schedule_step == STEPS
+
+
+def test_compiled_step_with_master_weights_and_grad_scaler_tensors():
+    model, twin = _models(torch.bfloat16)
+    make = lambda ps: lrfused.FusedOneCycleSGD(ps, max_lr=0.2, total_steps=STEPS, master_weights=True)  # noqa: E731
+    compiled_opt, eager_opt = make(model.parameters()), make(twin.parameters())
+    compiled_step = torch.compile(compiled_opt.step)
+    for step in range(STEPS):
+        _backward((model, twin), step, torch.bfloat16)
+        for opt in (compiled_opt, eager_opt):
+            opt.grad_scale = torch.tensor(2.0)
+            opt.found_inf = torch.tensor(float(step == 3))
+        compiled_step()
+        eager_opt.step()
+        for p, q in zip(model.parameters(), twin.parameters()):
+            assert torch.equal(p, q), f"step {step}"
+            assert torch.equal(compiled_opt.state[p]["master_param"], eager_opt.state[q]["master_param"])
