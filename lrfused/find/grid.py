@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from lrfused._checks import check_int, check_number
+from lrfused.find.distributed import is_main_rank
 from lrfused.find.range_test import range_test
 from lrfused.find.result import finite_or_none
 
@@ -122,7 +123,8 @@ class GridResult:
         ax.legend(fontsize=7)
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path, dpi=120)
+            if is_main_rank():  # under DDP, rank 0 writes
+                fig.savefig(path, dpi=120)
             plt.close(fig)
         return ax
 

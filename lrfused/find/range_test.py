@@ -7,6 +7,7 @@ import torch
 
 from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
+from lrfused.find.distributed import is_main_rank
 from lrfused.find.restore import Snapshot
 from lrfused.find.result import RangeTestResult
 from lrfused.find.sweep import SweepConfig, run_sweep
@@ -125,8 +126,8 @@ class _NoProgress:
 
 
 def _progress_bar(total, enabled):
-    """A tqdm bar, or nothing; `enabled` may be a label for the bar."""
-    if not enabled:
+    """A tqdm bar (rank 0 only), or nothing; `enabled` may be a label for the bar."""
+    if not enabled or not is_main_rank():
         return _NoProgress()
     try:
         from tqdm.auto import tqdm

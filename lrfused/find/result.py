@@ -3,6 +3,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from lrfused.find.distributed import is_main_rank
+
 
 @dataclass
 class RangeTestResult:
@@ -99,7 +101,8 @@ class RangeTestResult:
         if fig is not None:
             fig.tight_layout()
             if path is not None:
-                fig.savefig(path, dpi=120)
+                if is_main_rank():  # under DDP, rank 0 writes
+                    fig.savefig(path, dpi=120)
                 plt.close(fig)
         return ax
 

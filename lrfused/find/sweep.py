@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lrfused.find.analysis import Smoother
+from lrfused.find.distributed import average_across_ranks
 from lrfused.ramp import FusedRampSGD
 
 WARMUP_STEPS = 3  # eager steps before capture: the optimizer state and autograd's buffers exist then
@@ -157,7 +158,8 @@ def run_sweep(model, data, loss_fn, config, progress):
             if preloaded is not None:
                 batches = preloaded
             if step - checked >= config.check_every or step == config.num_iter:
-                losses = history[checked:step].tolist()  # the one sync of this chunk
+                # the one sync of this chunk; under DDP the mean over ranks, so all ranks stop together
+                losses = average_across_ranks(history[checked:step]).tolist()
                 for i, loss in enumerate(losses, start=checked):
                     record.losses.append(loss)
                     if smoother.add(loss)[1]:
