@@ -79,3 +79,61 @@ def test_cli_bad_grids_exit_2(argv, message, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "lr_find_grid.json").exists()
+
+
+def _bn_mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(),
+                               torch.nn.Dropout(0.1), torch.nn.Linear(32, 10))
+
+
+@pytest.mark.parametrize("make_model", [digits_cnn, _bn_mlp], ids=["cnn", "batchnorm_dropout_mlp"])
+def test_batched_grid_equals_the_sequential_one(make_model):
+    """One vmap over stacked copies and one fused step for all: the same curves as sweeping the
+    combinations one by one (to float rounding: vmap batches the convolutions), the same ends, the
+    model and RNG untouched."""
+    torch.manual_seed(0)
+    model = make_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grid_args = dict(weight_decays=[0.0, 1e-2], momenta=[0.5, 0.95], **{**SWEEP, "end_lr": 10.0, "num_iter": 40})
+    torch.manual_seed(5)
+    sequential = range_test_grid(model, digits_loader, batched=False, **grid_args)
+    rng = torch.get_rng_state()
+    batched = range_test_grid(model, digits_loader, batched=True, **grid_args)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert batched.path == "batched_vmap" and sequential.path == "sequential"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    for seq, bat in zip(sequential.runs, batched.runs):
+        s, b = seq["result"], bat["result"]
+        assert s.end == b.end
+        assert len(s.losses) == len(b.losses)
+        torch.testing.assert_close(torch.tensor(b.losses), torch.tensor(s.losses), rtol=1e-3, atol=1e-5)
+    assert [r["weight_decay"] for r in batched.ranking] == [r["weight_decay"] for r in sequential.ranking]
+    assert [r["momentum"] for r in batched.ranking] == [r["momentum"] for r in sequential.ranking]
+
+
+class _ItemInForward(torch.nn.Module):
+    """A data-dependent branch on .item(): vmap cannot batch it."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+    def forward(self, x):
+        out = self.net(x)
+        return out * 2 if out.sum().item() > 1e9 else out
+
+
+def test_batched_grid_falls_back_to_sequential_with_a_reason():
+    torch.manual_seed(0)
+    model = _ItemInForward()
+    before = [p.detach().clone() for p in model.parameters()]
+    grid = range_test_grid(model, digits_loader, weight_decays=[0.0, 1e-3], momenta=[0.9], batched=True, **SWEEP)
+    assert grid.path == "sequential" and ".item()" in grid.fallback_reason
+    assert all(len(r["result"].losses) == SWEEP["num_iter"] for r in grid.runs)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_batched_must_be_a_known_choice():
+    with pytest.raises(ValueError, match="batched must be True, False or 'auto', got 'yes'"):
+        range_test_grid(digits_cnn(), digits_loader, batched="yes", **SWEEP)

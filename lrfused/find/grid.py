@@ -5,14 +5,18 @@ Ranking: by the lowest smoothed loss a sweep reached (lower is better), ties bro
 LR it reached before diverging (higher is better): the combination that trains at the highest
 rates with the lowest loss.
 """
+import dataclasses
 import itertools
 import json
 import math
+import time
 from dataclasses import dataclass
 
 from lrfused._checks import check_int, check_number
 from lrfused.find.distributed import is_main_rank
-from lrfused.find.range_test import range_test
+from lrfused.find.batched import VmapUnsupported, run_batched_sweeps
+from lrfused.find.range_test import _progress_bar, checked_config, range_test, result_of
+from lrfused.find.restore import Snapshot
 from lrfused.find.result import finite_or_none
 
 MAX_COMBINATIONS = 16  # more needs an explicit yes (the CLI's --yes, the API's max_combinations)
@@ -50,6 +54,8 @@ def check_grid(weight_decays, momenta, max_combinations=MAX_COMBINATIONS, names=
 class GridResult:
     runs: list  # [{"weight_decay", "momentum", "result": RangeTestResult}], in grid order
     ranking: list  # rows, best first
+    path: str = "sequential"  # sequential | batched_vmap
+    fallback_reason: str = None  # why a batched grid ran sequentially
 
     @property
     def best(self):
@@ -76,6 +82,8 @@ class GridResult:
             "ranking": self.ranking,
             "best": self.best,
             "call": self.call(),
+            "path": self.path,
+            "fallback_reason": self.fallback_reason,
         }
 
     def to_json(self):
@@ -147,16 +155,35 @@ def rank(runs):
 
 
 def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=(0.9,),
-                    max_combinations=MAX_COMBINATIONS, progress=True, on_start=None, **kwargs):
-    """One range_test per (weight_decay, momentum) combination, model restored between sweeps.
+                    max_combinations=MAX_COMBINATIONS, progress=True, on_start=None, batched="auto", **kwargs):
+    """One range_test per (weight_decay, momentum) combination, all from the same initial weights and
+    data order.
+
+    batched: True runs all combinations as one computation (the model's parameters stacked per
+    combination, torch.func.vmap over the copies, one fused step for all; see
+    lrfused.find.batched); False runs range_test once per combination, the model restored between
+    sweeps; "auto" (default) batches on CUDA and runs one after another on CPU, where batching gains
+    little. A model vmap cannot run falls back to sequential (GridResult.fallback_reason says why).
 
     `data` is an iterable (reused: range_test restores the RNG after each sweep, so a DataLoader
     shuffling with the global RNG gives every sweep the same order) or a callable returning one
     (called per sweep, for loaders with their own generator). Other keyword arguments go to
-    range_test. on_start(index, count, weight_decay, momentum) is called before each sweep.
+    range_test. on_start(index, count, weight_decay, momentum) is called before each sequential
+    sweep.
     """
     weight_decays, momenta = check_grid(weight_decays, momenta, max_combinations)
+    if batched not in (True, False, "auto"):
+        raise ValueError(f"batched must be True, False or 'auto', got {batched!r}")
     combinations = list(itertools.product(weight_decays, momenta))
+    fallback_reason = None
+    if batched == "auto":
+        batched = next(model.parameters()).device.type == "cuda"
+    if batched:
+        try:
+            runs = _batched_grid(model, data, loss_fn, combinations, progress, kwargs)
+            return GridResult(runs=runs, ranking=rank(runs), path="batched_vmap")
+        except VmapUnsupported as error:
+            fallback_reason = str(error)
     runs = []
     for index, (wd, m) in enumerate(combinations):
         if on_start is not None:
@@ -165,7 +192,37 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
         result = range_test(model, sweep_data, loss_fn, weight_decay=wd, momentum=m,
                             progress=_label(progress, index, len(combinations), wd, m), **kwargs)
         runs.append({"weight_decay": wd, "momentum": m, "result": result})
-    return GridResult(runs=runs, ranking=rank(runs))
+    return GridResult(runs=runs, ranking=rank(runs), path="sequential", fallback_reason=fallback_reason)
+
+
+def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
+    unknown = set(kwargs) - set(_BATCHED_KWARGS)
+    if unknown:
+        raise TypeError(f"range_test_grid got unexpected keyword arguments {sorted(unknown)}")
+    if kwargs.get("optimizers"):
+        raise ValueError("optimizers: the batched grid does not train the model itself; nothing to restore")
+    sweep_data = data() if callable(data) else data
+    config, loss_fn, device = checked_config(model, sweep_data, loss_fn, **{**_BATCHED_KWARGS, **kwargs})
+    started = time.perf_counter()
+    snapshot = Snapshot(model, (), cuda=device.type == "cuda")
+    label = f"[{len(combinations)} combinations, batched]" if progress else False
+    bar = _progress_bar(config.num_iter, label)
+    try:
+        records = run_batched_sweeps(model, sweep_data, loss_fn, config, combinations, bar)
+    finally:
+        bar.close()
+        snapshot.restore()
+    runs = []
+    for (wd, m), record in zip(combinations, records):
+        combo_config = dataclasses.replace(config, weight_decay=wd, momentum=m)
+        runs.append({"weight_decay": wd, "momentum": m, "result": result_of(record, combo_config, device, started)})
+    return runs
+
+
+# range_test's keyword arguments (and defaults) the batched grid takes; momentum and weight decay
+# are the grid's, per combination.
+_BATCHED_KWARGS = dict(start_lr=1e-7, end_lr=10.0, num_iter=100, mode="exp", smooth=0.95, diverge_threshold=4.0,
+                       momentum=0.0, weight_decay=0.0, nesterov=False, check_every=None, cuda_graph=True)
 
 
 def _label(progress, index, count, wd, m):

@@ -50,6 +50,25 @@ def range_test(
     given, and the RNG states are restored bit for bit afterwards: on completion, on divergence,
     on an exception and on KeyboardInterrupt.
     """
+    config, loss_fn, device = checked_config(
+        model, data, loss_fn, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, mode=mode, smooth=smooth,
+        diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
+        check_every=check_every, cuda_graph=cuda_graph,
+    )
+    started = time.perf_counter()
+    snapshot = Snapshot(model, optimizers, cuda=device.type == "cuda")
+    bar = _progress_bar(num_iter, progress)
+    try:
+        record = run_sweep(model, data, loss_fn, config, bar)
+    finally:
+        bar.close()
+        snapshot.restore()
+    return result_of(record, config, device, started)
+
+
+def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
+                   weight_decay, nesterov, check_every, cuda_graph):
+    """range_test's arguments checked (raising before anything runs), as (SweepConfig, loss_fn, device)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(model.parameters(), None) is None:
@@ -68,7 +87,7 @@ def range_test(
     if check_every is None:
         check_every = 10 if device.type == "cuda" else 1
     check_int("check_every", check_every, minimum=1)
-    config = SweepConfig(
+    return SweepConfig(
         start_lr=float(start_lr),
         end_lr=float(end_lr),
         num_iter=num_iter,
@@ -80,17 +99,12 @@ def range_test(
         nesterov=nesterov,
         check_every=check_every,
         cuda_graph=cuda_graph,
-    )
+    ), loss_fn, device
 
-    started = time.perf_counter()
-    snapshot = Snapshot(model, optimizers, cuda=device.type == "cuda")
-    bar = _progress_bar(num_iter, progress)
-    try:
-        record = run_sweep(model, data, loss_fn, config, bar)
-    finally:
-        bar.close()
-        snapshot.restore()
 
+def result_of(record, config, device, started):
+    """The RangeTestResult of a finished sweep."""
+    start_lr, end_lr, num_iter, mode = config.start_lr, config.end_lr, config.num_iter, config.mode
     losses = record.losses[: record.diverged_at + 1] if record.diverged_at is not None else record.losses
     lrs = [ramp_lr(start_lr, end_lr, num_iter, mode, i) for i in range(len(losses))]
     smoothed = analysis.smooth(losses, config.smooth)

@@ -1,0 +1,99 @@
+"""A grid of range tests as one batched computation: the model's parameters stacked once per
+(weight decay, momentum) combination, forward and backward of all copies in one `torch.func.vmap`,
+and one fused step updating every copy (one param group per combination, each with its own weight
+decay and momentum). The same initial weights, batches (and dropout masks) for every combination,
+as the sequential grid gives them.
+"""
+import math
+import time
+
+import torch
+
+from lrfused.find.analysis import Smoother
+from lrfused.find.distributed import average_across_ranks
+from lrfused.find.sweep import Batches, OutOfData, SweepRecord, _to_device
+from lrfused.ramp import FusedRampSGD
+
+
+class VmapUnsupported(Exception):
+    """The model cannot run under torch.func.vmap (found at the first step, before any update)."""
+
+
+def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
+    """Sweeps every (weight_decay, momentum) of `combinations` at once; one SweepRecord each. The
+    model itself is not modified (the copies are stacked tensors), but the caller restores RNGs."""
+    from torch.func import functional_call, grad_and_value, vmap
+
+    count = len(combinations)
+    device = next(model.parameters()).device
+    trained = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if not trained:
+        raise ValueError("model has no parameters that require grad: there is nothing to sweep")
+    frozen = {name: p.detach() for name, p in model.named_parameters() if not p.requires_grad}
+
+    def stacked(tensors):
+        return {name: t.detach().unsqueeze(0).repeat(count, *([1] * t.dim())).contiguous() for name, t in tensors.items()}
+
+    params, buffers = stacked(trained), stacked(dict(model.named_buffers()))
+
+    def loss_of_one_copy(copy_params, copy_buffers, x, y):
+        return loss_fn(functional_call(model, {**copy_params, **copy_buffers, **frozen}, (x,)), y)
+
+    grads_and_losses = vmap(grad_and_value(loss_of_one_copy), in_dims=(0, 0, None, None), randomness="same")
+    # Copy k's params are views params[name][k]: leaves (no autograd history), so an optimizer takes them.
+    copies = [{name: params[name][k] for name in trained} for k in range(count)]
+    opt = FusedRampSGD(
+        [{"params": list(copy.values()), "weight_decay": wd, "momentum": m} for copy, (wd, m) in zip(copies, combinations)],
+        start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode,
+        nesterov=config.nesterov,
+    )
+    history = torch.full((config.num_iter, count), math.nan, dtype=torch.float32, device=device)
+    records = [SweepRecord(path="batched_vmap") for _ in range(count)]
+    smoothers = [Smoother(config.smooth, config.diverge_threshold) for _ in range(count)]
+    running = set(range(count))  # combinations not diverged yet
+    batches = Batches(data)
+    was_training = model.training
+    model.train()
+    checked = step = 0
+    start = time.perf_counter()
+    try:
+        while step < config.num_iter and running:
+            try:
+                x, y = batches.next()
+            except OutOfData:
+                for k in running:
+                    records[k].end = "out_of_data"
+                break
+            x, y = _to_device(x, device), _to_device(y, device)
+            try:
+                grads, losses = grads_and_losses(params, buffers, x, y)
+            except (RuntimeError, NotImplementedError) as error:
+                if step > 0:
+                    raise
+                # e.g. a data-dependent branch, .item(), an in-place op on an unbatched tensor
+                raise VmapUnsupported(f"{type(error).__name__}: {error}") from error
+            for k, copy in enumerate(copies):
+                for name, view in copy.items():
+                    view.grad = grads[name][k]
+            history.index_copy_(0, opt._step.view(1).clamp(max=config.num_iter - 1), losses.detach().float().view(1, count))
+            opt.step()
+            step += 1
+            if step - checked >= config.check_every or step == config.num_iter:
+                chunk = average_across_ranks(history[checked:step]).tolist()  # the one sync of this chunk
+                for i, row in enumerate(chunk, start=checked):
+                    for k in sorted(running):
+                        records[k].losses.append(row[k])
+                        if smoothers[k].add(row[k])[1]:
+                            records[k].end, records[k].diverged_at = "diverged", i
+                            running.discard(k)
+                progress.update(step - checked)
+                checked = step
+    finally:
+        model.train(was_training)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - start
+    for record in records:
+        record.timings.update(sweep_s=elapsed, steps=step)
+        record.passes = getattr(batches, "passes", 1)
+    return records
