@@ -12,7 +12,9 @@ def ratio_rows(benchmarks):
     """Per group: lrfused's median over each other provider's median (lower is better)."""
     by_group = collections.defaultdict(dict)
     for bench in benchmarks:
-        by_group[bench["group"]][bench["params"]["provider"]] = bench["stats"]["median"]
+        provider = (bench.get("params") or {}).get("provider")
+        if provider is not None:
+            by_group[bench["group"]][provider] = bench["stats"]["median"]
     rows = []
     for group, medians in sorted(by_group.items()):
         if "lrfused" not in medians:

@@ -87,6 +87,28 @@ def sweep_rows():
     return rows
 
 
+def grid_rows():
+    """A 4 x 4 grid (weight decay x momentum) of 100-step range tests on the digits CNN: one after
+    another (CUDA graphs) against one vmap-batched computation."""
+    import time
+
+    from lrfused.find.builtin import digits_cnn, digits_loader
+    from lrfused.find.grid import range_test_grid
+
+    rows = []
+    for batched in (False, True):
+        torch.manual_seed(0)
+        model = digits_cnn().cuda()
+        start = time.perf_counter()
+        grid = range_test_grid(model, digits_loader, weight_decays=[0.0, 1e-4, 1e-3, 1e-2], momenta=[0.8, 0.9, 0.95, 0.99],
+                               start_lr=1e-5, end_lr=1.0, num_iter=100, diverge_threshold=1e9, progress=False,
+                               batched=batched)
+        torch.cuda.synchronize()
+        rows.append({"batched": batched, "path": grid.path, "s": time.perf_counter() - start,
+                     "fallback_reason": grid.fallback_reason})
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", help="also write the rows here")
@@ -135,9 +157,16 @@ def main(argv=None):
         print(f"  cuda_graph={r['cuda_graph']!s:5} path={r['path']:10s} {r['ms_per_step']:.3f} ms/step "
               f"restored={r['restored']}" + (f"  ({r['fallback_reason']})" if r["fallback_reason"] else ""))
     ok = ok and all(r["restored"] for r in sweeps) and sweeps[0]["path"] == "cuda_graph"
+
+    grids = grid_rows()
+    print("\ngrid of range tests, 4 x 4 combinations, digits CNN, 100 steps each:")
+    for r in grids:
+        print(f"  batched={r['batched']!s:5} path={r['path']:12s} {r['s']:.2f} s"
+              + (f"  ({r['fallback_reason']})" if r["fallback_reason"] else ""))
+    print(f"  batched / one after another: {grids[1]['s'] / grids[0]['s']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"copy_GBps": bandwidth, "rows": rows, "sweeps": sweeps}, f, indent=1)
+            json.dump({"copy_GBps": bandwidth, "rows": rows, "sweeps": sweeps, "grids": grids}, f, indent=1)
     return 0 if ok else 1
 
 

@@ -137,3 +137,10 @@ def test_batched_grid_falls_back_to_sequential_with_a_reason():
 def test_batched_must_be_a_known_choice():
     with pytest.raises(ValueError, match="batched must be True, False or 'auto', got 'yes'"):
         range_test_grid(digits_cnn(), digits_loader, batched="yes", **SWEEP)
+
+
+def test_cli_batched_grid(tmp_path, capsys):
+    argv = ["--num-iter", "15", "--no-progress", "--out", str(tmp_path), "--weight-decay", "0,1e-3", "--batched", "yes"]
+    assert main(argv) == 0
+    assert "(as one batched computation)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "lr_find_grid.json").read_text())["path"] == "batched_vmap"

@@ -40,6 +40,9 @@ def build_parser():
     parser.add_argument("--weight-decay", type=number_list, default=[0.0], metavar="WD[,WD...]",
                         help="weight decay of the sweep; a comma-separated list runs one sweep per value (default 0)")
     parser.add_argument("--yes", action="store_true", help=f"run grids of more than {MAX_COMBINATIONS} combinations")
+    parser.add_argument("--batched", choices=("auto", "yes", "no"), default="auto",
+                        help="a grid as one vmap-batched computation (auto: on CUDA; falls back to one sweep "
+                             "after another when the model cannot be batched)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the model's initialisation and the data order")
     parser.add_argument("--out", default="lr_find_out", metavar="DIR", help="where lr_find.png and lr_find.json go")
@@ -187,7 +190,8 @@ def main(argv=None):
         if is_grid(args):
             # A fresh iterable per sweep: the same data order for every combination.
             outcome = range_test_grid(model, lambda: build_data(args), loss_fn, weight_decays=args.weight_decay,
-                                      momenta=args.momentum, max_combinations=10**9, **sweep)
+                                      momenta=args.momentum, max_combinations=10**9,
+                                      batched={"auto": "auto", "yes": True, "no": False}[args.batched], **sweep)
         else:
             outcome = range_test(model, data, loss_fn, momentum=args.momentum[0], weight_decay=args.weight_decay[0], **sweep)
     except UsageError as error:

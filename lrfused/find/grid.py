@@ -90,7 +90,10 @@ class GridResult:
         return json.dumps(finite_or_none(self.to_dict()), indent=1)
 
     def summary(self):
-        lines = [f"LR range tests over {len(self.runs)} combinations, best first:"]
+        how = "as one batched computation" if self.path == "batched_vmap" else "one after another"
+        lines = [f"LR range tests over {len(self.runs)} combinations ({how}), best first:"]
+        if self.fallback_reason:
+            lines.append(f"  (not batched: {self.fallback_reason})")
         lines.append(f"  {'rank':>4} {'weight_decay':>12} {'momentum':>8} {'lowest loss':>12} {'largest LR':>11} {'max_lr':>8}  end")
         for i, row in enumerate(self.ranking, 1):
             max_lr = "-" if row["max_lr"] is None else f"{row['max_lr']:.3g}"
