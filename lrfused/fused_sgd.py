@@ -2,6 +2,7 @@
 a step counter kept on the params' device. The drop-ins (FusedOneCycleSGD, ...) are FusedSGD with
 their schedule and torch's scheduler arguments.
 """
+import operator
 from typing import NamedTuple, Optional
 
 import torch
@@ -435,12 +436,20 @@ class FusedSGD(Optimizer):
         self._plan_key = None
 
     def _plan_key_now(self):
-        """What the step plan depends on: the params, the state, which groups keep which state."""
+        """What the step plan depends on besides the params: the state and which groups keep which state."""
         return (
             id(self.state),
             self._state_changes.value,
-            tuple(tuple(map(id, group["params"])) for group in self.param_groups),
             tuple((_keeps_buffers(group), group["master_weights"]) for group in self.param_groups),
+        )
+
+    def _plan_params_unchanged(self):
+        """Whether every group still holds the plan's params, in order (no allocation per param: a
+        step over thousands of tensors must not feed the garbage collector)."""
+        groups = self.param_groups
+        return len(groups) == len(self._plan_groups) and all(
+            len(group["params"]) == len(planned) and all(map(operator.is_, group["params"], planned))
+            for group, planned in zip(groups, self._plan_groups)
         )
 
     def _refresh_plan(self):
@@ -449,6 +458,7 @@ class FusedSGD(Optimizer):
         if (
             self._plan is not None
             and self._plan_key == self._plan_key_now()
+            and self._plan_params_unchanged()
             and all(p.grad is None for p in self._stateless)
         ):
             return []
@@ -481,6 +491,7 @@ class FusedSGD(Optimizer):
         self._plan_first_param = _local(params[0]) if params else None
         self._stateless = stateless
         self._plan_key = self._plan_key_now()
+        self._plan_groups = [list(group["params"]) for group in self.param_groups]
         return created
 
     def _forget_state(self, params):

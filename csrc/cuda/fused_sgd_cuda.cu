@@ -24,7 +24,7 @@ constexpr int kThreads = 512;
 constexpr int64_t kChunkSize = 65536;  // elements per block; a multiple of every vector width
 constexpr int kMaxTensors = 160;
 constexpr int kMaxBlocks = 1280;
-constexpr int kMaxGroups = 12;
+constexpr int kMaxGroups = 16;  // a whole range-test grid (lrfused.find.grid.MAX_COMBINATIONS) in one launch
 
 enum DTypeTag : int32_t { kF32 = 0, kF64 = 1, kF16 = 2, kBF16 = 3 };
 
