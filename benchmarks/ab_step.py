@@ -1,0 +1,39 @@
+"""Interleaved A/B timing of one layout's step, torch fused SGD + OneCycleLR against lrfused, in one
+process: rounds alternate between the two, so a noisy machine slows both alike.
+
+    cd benchmarks && python ab_step.py resnet18 [--dtype bf16] [--rounds 15]
+"""
+import argparse
+import time
+
+import torch
+
+from layouts import LAYOUTS
+from providers import make_params, make_step
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("layout", choices=sorted(LAYOUTS))
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    shapes = LAYOUTS[args.layout]()
+    steps = {p: make_step(p, make_params(shapes, DTYPES[args.dtype], "cpu")) for p in ("torch_fused", "lrfused")}
+    times = {p: [] for p in steps}
+    for _ in range(args.rounds):
+        for provider, step in steps.items():
+            step()  # warm
+            start = time.perf_counter()
+            for _ in range(3):
+                step()
+            times[provider].append((time.perf_counter() - start) / 3)
+    median = {p: sorted(t)[len(t) // 2] * 1e3 for p, t in times.items()}
+    print(f"{args.layout} {args.dtype}: torch fused {median['torch_fused']:.2f} ms, lrfused {median['lrfused']:.2f} ms, "
+          f"ratio {median['lrfused'] / median['torch_fused']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
