@@ -95,6 +95,8 @@ def torch_table(groups, lr, lr_lambda, total_steps, momenta=None, **sgd):
         factors = [lr_lambda(step) for step in range(total_steps)]
     else:
         factors = [float(f) for f in lr_lambda]
+    if momenta is not None:
+        sgd["momentum"] = momenta[0]  # the scheduler sets each step's; SGD checks nesterov against this one
     opt = torch.optim.SGD(groups, lr=lr, foreach=False, **sgd)
     return opt, _TableScheduler(opt, lambda step: factors[min(step, total_steps - 1)], momenta)
 

@@ -43,7 +43,7 @@ def group_specs(draw):
 
 @st.composite
 def schedules(draw):
-    kind = draw(st.sampled_from(["one_cycle", "cyclic", "warm_restarts"]))
+    kind = draw(st.sampled_from(["one_cycle", "cyclic", "warm_restarts", "warmup_cosine", "table"]))
     cycle_momentum = draw(st.booleans())
     momentum = {} if cycle_momentum else {"momentum": draw(st.sampled_from([0.5, 0.9]))}
     if kind == "one_cycle":
@@ -60,6 +60,18 @@ def schedules(draw):
                       mode=draw(st.sampled_from(["triangular", "triangular2", "exp_range"])),
                       gamma=draw(st.sampled_from([1.0, 0.9])), cycle_momentum=cycle_momentum, **momentum)
         return kind, kwargs, draw(st.integers(1, 20))
+    if kind == "warmup_cosine":
+        total = draw(st.integers(1, 25))
+        kwargs = dict(lr=draw(st.sampled_from([0.01, 0.3])), total_steps=total,
+                      warmup_steps=draw(st.integers(0, total - 1)), start_factor=draw(st.sampled_from([0.1, 1 / 3, 1.0])),
+                      eta_min=draw(st.sampled_from([0.0, 0.001])), momentum=draw(st.sampled_from([0.0, 0.9])))
+        return kind, kwargs, total
+    if kind == "table":
+        total = draw(st.integers(1, 20))
+        factors = draw(st.lists(st.floats(0.0, 3.0, allow_nan=False), min_size=total, max_size=total))
+        momenta = draw(st.one_of(st.none(), st.lists(st.sampled_from([0.0, 0.5, 0.9]), min_size=total, max_size=total)))
+        extra = {"momenta": momenta} if momenta is not None else {"momentum": draw(st.sampled_from([0.0, 0.9]))}
+        return kind, dict(lr=0.1, lr_lambda=factors, total_steps=total, **extra), total
     kwargs = dict(max_lr=0.2, T_0=draw(st.integers(1, 5)), T_mult=draw(st.integers(1, 3)),
                   eta_min=draw(st.sampled_from([0.0, 0.01])), momentum=draw(st.sampled_from([0.0, 0.9])))
     return kind, kwargs, draw(st.integers(1, 20))
@@ -74,7 +86,8 @@ def zero_length_phase(kwargs):
 
 def valid_for(groups, kwargs):
     """nesterov needs a non-zero momentum; drop it where the draw gave none."""
-    if kwargs.get("cycle_momentum", False) is False and kwargs.get("momentum", 0.9) == 0.0:
+    no_momentum = kwargs.get("cycle_momentum", False) is False and kwargs.get("momentum", 0.9) == 0.0
+    if no_momentum or (kwargs.get("momenta") is not None and not all(kwargs["momenta"])):
         for g in groups:
             g["nesterov"] = False
     return groups
