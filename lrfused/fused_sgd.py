@@ -253,7 +253,13 @@ class FusedSGD(Optimizer):
             grads = [None if p.grad is None else _local(p.grad) for p in self._plan_params]
         try:
             self._plan.step(
-                [g.config for g in kernel_groups], [g.table for g in kernel_groups], self._step, grad_scale, found_inf, self.count_skipped_steps, grads
+                [g.config for g in kernel_groups],
+                [g.table for g in kernel_groups],
+                self._step,
+                grad_scale,
+                found_inf,
+                self.count_skipped_steps,
+                grads,
             )
         except Exception:
             self._forget_state(created)
@@ -389,7 +395,7 @@ class FusedSGD(Optimizer):
         a group whose values changed gets its kernel config outside the graph (a rare graph break)."""
         for index, group in enumerate(self.param_groups):
             cached = self._configs.get(index)
-            if cached is None or cached.inputs[0] != self.schedule.inputs(group):
+            if cached is None or cached.inputs != self._kernel_inputs(group):
                 self._refresh_group_configs()
             keeps_buffers = _keeps_buffers(group)
             for p in group["params"]:
@@ -501,14 +507,7 @@ class FusedSGD(Optimizer):
 
     def _group_config(self, index, group):
         """The group as the kernel gets it (a _KernelGroup), cached."""
-        inputs = (
-            self.schedule.inputs(group),
-            group["cycle_momentum"],
-            group["weight_decay"],
-            group["dampening"],
-            group["nesterov"],
-            group["maximize"],
-        )
+        inputs = self._kernel_inputs(group)
         cached = self._configs.get(index)
         if cached is not None and cached.inputs == inputs and (cached.table is None or cached.table.device == self._step.device):
             return cached
@@ -522,6 +521,17 @@ class FusedSGD(Optimizer):
         table = None if rows is None else torch.tensor(rows, dtype=torch.float64, device=self._step.device)
         self._configs[index] = cached = _KernelGroup(inputs, config, table, rows, _C.config_to_vector(config))
         return cached
+
+    def _kernel_inputs(self, group):
+        """Every group value the kernel's config of the group is made from (its cache key)."""
+        return (
+            self.schedule.inputs(group),
+            group["cycle_momentum"],
+            group["weight_decay"],
+            group["dampening"],
+            group["nesterov"],
+            group["maximize"],
+        )
 
     def _show_schedule_values(self, sync=False):
         """Writes the next step's LR (and momentum, if cycled) into each group, as torch's schedulers do."""

@@ -118,3 +118,20 @@ def test_compiled_step_with_master_weights_and_grad_scaler_tensors():
         for p, q in zip(model.parameters(), twin.parameters()):
             assert torch.equal(p, q), f"step {step}"
             assert torch.equal(compiled_opt.state[p]["master_param"], eager_opt.state[q]["master_param"])
+
+
+def test_compiled_step_sees_a_group_value_changed_by_hand():
+    """weight_decay changed between compiled steps reaches the kernel (its config is rebuilt)."""
+    model, twin = _models()
+    compiled_opt = lrfused.FusedSGD(model.parameters(), lr=0.1, momentum=0.9)
+    eager_opt = lrfused.FusedSGD(twin.parameters(), lr=0.1, momentum=0.9)
+    compiled_step = torch.compile(compiled_opt.step)
+    for step in range(4):
+        if step == 2:
+            for opt in (compiled_opt, eager_opt):
+                opt.param_groups[0]["weight_decay"] = 0.5
+        _backward((model, twin), step)
+        compiled_step()
+        eager_opt.step()
+        for p, q in zip(model.parameters(), twin.parameters()):
+            assert torch.equal(p, q), f"step {step}"
