@@ -27,12 +27,14 @@ def _values(name, values, total_steps):
         raise ValueError(f"{name} is empty: a table needs at least one step")
     if total_steps is not None and len(values) != total_steps:
         raise ValueError(f"{name} has {len(values)} values but total_steps is {total_steps}")
+    floats = []
     for step, value in enumerate(values):
         if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
+            value = value.item()  # a callable may return one-element tensors
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} at step {step} must be a finite number >= 0, got {value!r}")
-    return [float(v.item() if isinstance(v, torch.Tensor) else v) for v in values]
+        floats.append(float(value))
+    return floats
 
 
 class Table(Schedule):
