@@ -164,3 +164,21 @@ def test_table_schedule_values_reach_the_kernel_exactly():
         p.grad = torch.ones(1, dtype=torch.float64)
         opt.step()
         assert -p.item() == 0.01 * factor
+
+
+def test_constant_schedule_works_under_a_torch_scheduler():
+    """FusedSGD() is a drop-in torch.optim.SGD: a torch scheduler setting group['lr'] drives it."""
+    p, q = torch.randn(40), None
+    q = p.clone()
+    fused = lrfused.FusedSGD([p], lr=0.2, momentum=0.9, nesterov=True)
+    ref = torch.optim.SGD([q], lr=0.2, momentum=0.9, nesterov=True, foreach=False)
+    scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5) for o in (fused, ref)]
+    for _ in range(7):
+        grad = torch.randn(40)
+        p.grad, q.grad = grad, grad.clone()
+        fused.step()
+        ref.step()
+        for s in scheds:
+            s.step()
+        torch.testing.assert_close(p, q)
+        assert fused.param_groups[0]["lr"] == ref.param_groups[0]["lr"]
