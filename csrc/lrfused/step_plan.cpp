@@ -38,13 +38,16 @@ void StepPlan::step(const StepInputs& inputs) const {
   args.momentum_buffers.reserve(n);
   args.momentum_first_steps.reserve(n);
   args.group_of.reserve(n);
+  args.master_params.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    const at::Tensor grad = inputs.grads.has_value() ? or_undefined((*inputs.grads)[i]) : params_[i].grad();
+    // (the impl's grad: Tensor::grad() would also ask autograd whether the param is a leaf, to warn)
+    at::Tensor grad =
+        inputs.grads.has_value() ? or_undefined((*inputs.grads)[i]) : params_[i].unsafeGetTensorImpl()->grad();
     if (!grad.defined()) {
       continue;  // as torch's optimizers: a param without a grad is left alone
     }
     args.params.push_back(params_[i]);
-    args.grads.push_back(grad);
+    args.grads.push_back(std::move(grad));
     args.momentum_buffers.push_back(momentum_buffers_[i]);
     args.momentum_first_steps.push_back(momentum_first_steps_[i]);
     args.master_params.push_back(master_params_[i]);
