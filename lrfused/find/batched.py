@@ -40,8 +40,14 @@ def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
         return loss_fn(functional_call(model, {**copy_params, **copy_buffers, **frozen}, (x,)), y)
 
     grads_and_losses = vmap(grad_and_value(loss_of_one_copy), in_dims=(0, 0, None, None), randomness="same")
-    # Copy k's params are views params[name][k]: leaves (no autograd history), so an optimizer takes them.
+    # Copy k's params are views params[name][k]: leaves (no autograd history), so an optimizer takes
+    # them. Their grads are views of one stacked buffer per param, filled by one copy each step
+    # (instead of count x params grad assignments).
     copies = [{name: params[name][k] for name in trained} for k in range(count)]
+    grad_buffers = {name: torch.zeros_like(params[name]) for name in trained}
+    for k, copy in enumerate(copies):
+        for name, view in copy.items():
+            view.grad = grad_buffers[name][k]
     opt = FusedRampSGD(
         [{"params": list(copy.values()), "weight_decay": wd, "momentum": m} for copy, (wd, m) in zip(copies, combinations)],
         start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode,
@@ -72,9 +78,8 @@ def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
                     raise
                 # e.g. a data-dependent branch, .item(), an in-place op on an unbatched tensor
                 raise VmapUnsupported(f"{type(error).__name__}: {error}") from error
-            for k, copy in enumerate(copies):
-                for name, view in copy.items():
-                    view.grad = grads[name][k]
+            for name, buffer in grad_buffers.items():
+                buffer.copy_(grads[name])
             history.index_copy_(0, opt._step.view(1).clamp(max=config.num_iter - 1), losses.detach().float().view(1, count))
             opt.step()
             step += 1
