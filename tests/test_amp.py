@@ -225,3 +225,27 @@ def test_master_weights_ignore_float32_params():
     opt.step()
     assert "master_param" not in opt.state[p] and opt.state[p]["momentum_buffer"].dtype == torch.float32
     assert opt.state[h]["master_param"].dtype == torch.float32
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+@pytest.mark.parametrize("device", DEVICES)
+def test_grad_scaler_with_unscale_and_clipping_matches_torch(device):
+    """The clipping pattern: scaler.unscale_(opt); clip_grad_norm_; scaler.step(opt). The grads are
+    unscaled already, so the kernel gets found_inf but no grad_scale."""
+    fused_model, torch_model = _model(device), _model(device)
+    fused = lrfused.FusedOneCycleSGD(fused_model.parameters(), max_lr=0.5, total_steps=STEPS)
+    ref = torch.optim.SGD(torch_model.parameters(), lr=0.1, momentum=0.9, foreach=False)
+    sched = OneCycleLR(ref, max_lr=0.5, total_steps=STEPS)
+    scalers = _scaler(device), _scaler(device)
+    for step in range(STEPS):
+        x, y = _batch(step, device)
+        for model, opt, scaler in ((fused_model, fused, scalers[0]), (torch_model, ref, scalers[1])):
+            opt.zero_grad()
+            scaler.scale(torch.nn.functional.mse_loss(model(x), y)).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.5)
+            scaler.step(opt)
+            scaler.update()
+        sched.step()
+        for p, q in zip(fused_model.parameters(), torch_model.parameters()):
+            torch.testing.assert_close(p, q, msg=lambda m: f"step {step}: {m}")
