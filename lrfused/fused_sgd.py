@@ -265,7 +265,7 @@ class FusedSGD(Optimizer):
             self._forget_state(created)
             raise
         self._count_host_step(found_inf)
-        self._show_schedule_values()
+        self._show_schedule_values(kernel_groups)
         return loss
 
     def get_last_lr(self):
@@ -402,11 +402,7 @@ class FusedSGD(Optimizer):
                 keeps_master = group["master_weights"] and p.dtype in LOW_PRECISION
                 if p.grad is None or not (keeps_buffers or keeps_master):
                     continue
-                state = self.state.get(p)
-                if not _has_state(state, keeps_buffers, keeps_master):
-                    self.state[p] = _new_state(p, state, keeps_buffers, keeps_master)
-                elif keeps_buffers and MOMENTUM_FIRST_STEP not in state:
-                    state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=p.device)
+                self._complete_state(p, keeps_buffers, keeps_master)
 
     @torch.compiler.disable
     def _refresh_group_configs(self):
@@ -473,19 +469,14 @@ class FusedSGD(Optimizer):
             keeps_buffers = _keeps_buffers(group)
             for p in group["params"]:
                 keeps_master = group["master_weights"] and p.dtype in LOW_PRECISION
-                state = self.state.get(p)
-                if (keeps_buffers or keeps_master) and not _has_state(state, keeps_buffers, keeps_master):
+                if (keeps_buffers or keeps_master) and not _has_state(self.state.get(p), keeps_buffers, keeps_master):
                     if p.grad is None:
                         stateless.append(p)  # no state until its first grad, as in torch
                         continue
                     _refuse_state_creation_in_capture(p)
-                    if state is None:
+                    if self.state.get(p) is None:
                         created.append(p)
-                    self.state[p] = state = _new_state(p, state, keeps_buffers, keeps_master)
-                elif keeps_buffers and MOMENTUM_FIRST_STEP not in state:  # a buffer given from outside
-                    state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=p.device)
-                if keeps_buffers and keeps_master and state[MOMENTUM_BUFFER].dtype != torch.float32:
-                    state[MOMENTUM_BUFFER] = state[MOMENTUM_BUFFER].float()  # e.g. loaded from torch's SGD
+                state = self._complete_state(p, keeps_buffers, keeps_master)
                 params.append(p)
                 buffers.append(_local(state[MOMENTUM_BUFFER]) if keeps_buffers else None)
                 first_steps.append(state[MOMENTUM_FIRST_STEP] if keeps_buffers else None)
@@ -499,6 +490,21 @@ class FusedSGD(Optimizer):
         self._plan_key = self._plan_key_now()
         self._plan_groups = [list(group["params"]) for group in self.param_groups]
         return created
+
+    def _complete_state(self, p, keeps_buffers, keeps_master):
+        """p's state with what this step needs added (the eager and the compiled step share it):
+        master copy, buffer and first-step flag made if missing, a flag for a buffer given from
+        outside, a float32 buffer beside a master copy. Returns the state (empty if none is kept)."""
+        if not (keeps_buffers or keeps_master):
+            return {}
+        state = self.state.get(p)
+        if not _has_state(state, keeps_buffers, keeps_master):
+            self.state[p] = state = _new_state(p, state, keeps_buffers, keeps_master)
+        if keeps_buffers and MOMENTUM_FIRST_STEP not in state:  # a buffer given from outside
+            state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=p.device)
+        if keeps_buffers and keeps_master and state[MOMENTUM_BUFFER].dtype != torch.float32:
+            state[MOMENTUM_BUFFER] = state[MOMENTUM_BUFFER].float()  # e.g. loaded from torch's SGD
+        return state
 
     def _forget_state(self, params):
         for p in params:
@@ -533,14 +539,16 @@ class FusedSGD(Optimizer):
             group["maximize"],
         )
 
-    def _show_schedule_values(self, sync=False):
-        """Writes the next step's LR (and momentum, if cycled) into each group, as torch's schedulers do."""
+    def _show_schedule_values(self, kernel_groups=None, sync=False):
+        """Writes the next step's LR (and momentum, if cycled) into each group, as torch's schedulers
+        do. `kernel_groups`: the groups' configs when the caller has them already."""
         if sync:
             self._host_step = int(self._step.item())
         if self._host_step is None:
             return
-        for index, group in enumerate(self.param_groups):
-            kernel_group = self._group_config(index, group)
+        if kernel_groups is None:
+            kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
+        for group, kernel_group in zip(self.param_groups, kernel_groups):
             step = self._host_step
             total = self.schedule.total_steps(group)
             if total is not None and group["hold_final_lr"]:

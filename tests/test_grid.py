@@ -144,3 +144,10 @@ def test_cli_batched_grid(tmp_path, capsys):
     assert main(argv) == 0
     assert "(as one batched computation)" in capsys.readouterr().out
     assert json.loads((tmp_path / "lr_find_grid.json").read_text())["path"] == "batched_vmap"
+
+
+def test_batched_grid_refuses_optimizers_to_restore():
+    model = digits_cnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="optimizers: the batched grid does not train the model itself"):
+        range_test_grid(model, digits_loader, batched=True, optimizers=[opt], **SWEEP)

@@ -152,9 +152,11 @@ __global__ void __launch_bounds__(kThreads)
   const GroupConfig& group = meta.groups[t.group];
 
   __shared__ ScheduleValue value;
+  __shared__ float inv_grad_scale;
   __shared__ bool first;
   __shared__ bool skip;
   if (threadIdx.x == 0) {
+    inv_grad_scale = inverse_grad_scale(ptrs.grad_scale);  // a double division: once per block
     // GradScaler found an inf/NaN grad: the whole step is skipped, first-step flags included.
     skip = ptrs.found_inf != nullptr && *ptrs.found_inf != 0.0f;
     const int64_t step = *ptrs.step;
@@ -178,7 +180,6 @@ __global__ void __launch_bounds__(kThreads)
   const UpdateFlags flags{group.weight_decay != 0.0, value.momentum != 0.0 && t.buf != nullptr, first,
                           group.nesterov};
   const int64_t chunk = meta.block_chunk[blockIdx.x];
-  const float inv_grad_scale = inverse_grad_scale(ptrs.grad_scale);
   switch (t.dtype) {
     case kF32:
       update_chunk<float, false>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);

@@ -6,6 +6,7 @@ LR it reached before diverging (higher is better): the combination that trains a
 rates with the lowest loss.
 """
 import dataclasses
+import inspect
 import itertools
 import json
 import math
@@ -199,13 +200,17 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
 
 
 def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
-    unknown = set(kwargs) - set(_BATCHED_KWARGS)
-    if unknown:
-        raise TypeError(f"range_test_grid got unexpected keyword arguments {sorted(unknown)}")
     if kwargs.get("optimizers"):
         raise ValueError("optimizers: the batched grid does not train the model itself; nothing to restore")
+    kwargs = {name: value for name, value in kwargs.items() if name != "optimizers"}
+    settings = _sweep_defaults()
+    unknown = set(kwargs) - set(settings)
+    if unknown:
+        raise TypeError(f"range_test_grid got unexpected keyword arguments {sorted(unknown)}")
     sweep_data = data() if callable(data) else data
-    config, loss_fn, device = checked_config(model, sweep_data, loss_fn, **{**_BATCHED_KWARGS, **kwargs})
+    # momentum and weight decay are the grid's, per combination: the shared config holds neither
+    settings.update(kwargs, momentum=0.0, weight_decay=0.0)
+    config, loss_fn, device = checked_config(model, sweep_data, loss_fn, **settings)
     started = time.perf_counter()
     snapshot = Snapshot(model, (), cuda=device.type == "cuda")
     label = f"[{len(combinations)} combinations, batched]" if progress else False
@@ -222,10 +227,11 @@ def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     return runs
 
 
-# range_test's keyword arguments (and defaults) the batched grid takes; momentum and weight decay
-# are the grid's, per combination.
-_BATCHED_KWARGS = dict(start_lr=1e-7, end_lr=10.0, num_iter=100, mode="exp", smooth=0.95, diverge_threshold=4.0,
-                       momentum=0.0, weight_decay=0.0, nesterov=False, check_every=None, cuda_graph=True)
+def _sweep_defaults():
+    """range_test's sweep settings and their defaults (read from its signature, not copied)."""
+    own = ("progress", "optimizers")  # the grid shows progress itself; the batched grid trains no optimizer
+    return {name: p.default for name, p in inspect.signature(range_test).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in own}
 
 
 def _label(progress, index, count, wd, m):
