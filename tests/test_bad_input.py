@@ -166,6 +166,22 @@ def test_bad_grad_at_step_changes_nothing(make_bad_grad, message):
     assert_unchanged(opt, params + [extra], before)
 
 
+def test_many_params_report_the_first_bad_grad_and_change_nothing():
+    """Thousands of params are checked in parallel: with two bad grads in different threads'
+    ranges, the step still names the first one and changes nothing."""
+    params = [torch.randn(3) for _ in range(1500)]
+    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10, weight_decay=0.1)
+    for p in params:
+        p.grad = torch.ones(3)
+    opt.step()
+    resized_grad(params[1400])
+    double_grad(params[700])
+    before = snapshot(opt, params)
+    with pytest.raises(RuntimeError, match="grad of param 700 must have the param's dtype Float, got Double"):
+        opt.step()
+    assert_unchanged(opt, params, before)
+
+
 def test_corrupt_state_dicts_are_rejected_before_loading():
     params = [torch.randn(5), torch.randn(3)]
     opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10)

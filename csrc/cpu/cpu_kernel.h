@@ -14,7 +14,7 @@ struct TensorPlan {
   void* buf;  // nullptr when momentum is off this step; float32 when master is set
   float* master;  // the float32 master copy of a float16 / bfloat16 param, or nullptr
   at::ScalarType dtype;
-  int64_t group;
+  int32_t group;
   UpdateFlags flags;
 };
 

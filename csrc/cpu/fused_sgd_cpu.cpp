@@ -27,47 +27,40 @@ UpdateRangeFn pick_update_range() {
 
 }  // namespace
 
-void fused_sgd_step_cpu(const StepArgs& args) {
-  int64_t* step_ptr = args.step.data_ptr<int64_t>();
-  const int64_t step = *step_ptr;
-  if (args.found_inf.defined() && *args.found_inf.const_data_ptr<float>() != 0.0f) {
+void fused_sgd_step_cpu(const KernelStep& ks) {
+  const int64_t step = *ks.step;
+  if (ks.found_inf != nullptr && *ks.found_inf != 0.0f) {
     // GradScaler found an inf/NaN grad: nothing is updated, the schedule moves on if asked to.
-    *step_ptr = args.count_skipped_steps ? step + 1 : step;
+    *ks.step = ks.count_skipped_steps ? step + 1 : step;
     return;
   }
-  const float inv_grad_scale =
-      inverse_grad_scale(args.grad_scale.defined() ? args.grad_scale.const_data_ptr<float>() : nullptr);
+  const float inv_grad_scale = inverse_grad_scale(ks.grad_scale);
 
   std::vector<GroupStep> group_steps;
   std::vector<bool> group_uses_momentum;
-  group_steps.reserve(args.groups.size());
-  for (const GroupConfig& g : args.groups) {
+  group_steps.reserve(ks.groups.size());
+  for (const GroupConfig& g : ks.groups) {
     const ScheduleValue v = schedule_value(g.schedule, kernel_step(g.schedule, step));
     group_steps.push_back(
         {make_step_scalars<float>(g, v, inv_grad_scale), make_step_scalars<double>(g, v, inv_grad_scale)});
     group_uses_momentum.push_back(v.momentum != 0.0);
   }
 
-  const size_t n = args.params.size();
+  const size_t n = ks.tensors.size();
   std::vector<TensorPlan> plans(n);
   // Each tensor's [start, end) in the virtual flat index space.
   std::vector<int64_t> starts(n), ends(n);
   int64_t total = 0;
   for (size_t i = 0; i < n; ++i) {
-    const int64_t group = args.group_of[i];
-    const GroupConfig& g = args.groups[group];
-    const bool momentum = group_uses_momentum[group];
-    // (untyped data_ptr: the dtypes were checked; the typed one checks again, per tensor)
-    const bool first = momentum && *static_cast<int64_t*>(args.momentum_first_steps[i].data_ptr()) == kNeverWritten;
-    plans[i] = TensorPlan{args.params[i].data_ptr(),
-                          args.grads[i].const_data_ptr(),
-                          momentum ? args.momentum_buffers[i].data_ptr() : nullptr,
-                          args.master_params[i].defined() ? args.master_params[i].data_ptr<float>() : nullptr,
-                          args.params[i].scalar_type(),
-                          group,
+    const KernelTensor& t = ks.tensors[i];
+    const GroupConfig& g = ks.groups[t.group];
+    const bool momentum = group_uses_momentum[t.group];
+    const bool first = momentum && *t.first_step == kNeverWritten;
+    plans[i] = TensorPlan{t.param,    t.grad,  momentum ? t.buf : nullptr,
+                          t.master,   t.dtype, t.group,
                           UpdateFlags{g.weight_decay != 0.0, momentum, first, g.nesterov}};
     starts[i] = total;
-    total += args.params[i].numel();
+    total += t.numel;
     ends[i] = total;
   }
 
@@ -86,10 +79,10 @@ void fused_sgd_step_cpu(const StepArgs& args) {
 
   for (size_t i = 0; i < n; ++i) {
     if (plans[i].flags.first) {
-      *static_cast<int64_t*>(args.momentum_first_steps[i].data_ptr()) = step;
+      *ks.tensors[i].first_step = step;
     }
   }
-  *step_ptr = step + 1;
+  *ks.step = step + 1;
 }
 
 }  // namespace lrfused

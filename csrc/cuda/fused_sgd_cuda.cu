@@ -26,18 +26,8 @@ constexpr int kMaxTensors = 160;
 constexpr int kMaxBlocks = 1280;
 constexpr int kMaxGroups = 16;  // a whole range-test grid (lrfused.find.grid.MAX_COMBINATIONS) in one launch
 
-enum DTypeTag : int32_t { kF32 = 0, kF64 = 1, kF16 = 2, kBF16 = 3 };
-
-struct TensorMeta {
-  void* param;
-  const void* grad;
-  void* buf;             // nullptr when the group never uses momentum; float32 when master is set
-  float* master;         // float32 master copy of a float16 / bfloat16 param, or nullptr
-  int64_t* first_step;   // nullptr when buf is
-  int64_t numel;
-  int32_t group;         // slot in LaunchMeta::groups
-  int32_t dtype;         // DTypeTag
-};
+// A launch's tensors are KernelTensors whose group is a slot in LaunchMeta::groups.
+using TensorMeta = KernelTensor;
 
 struct LaunchMeta {
   TensorMeta tensors[kMaxTensors];
@@ -181,26 +171,28 @@ __global__ void __launch_bounds__(kThreads)
                           group.nesterov};
   const int64_t chunk = meta.block_chunk[blockIdx.x];
   switch (t.dtype) {
-    case kF32:
+    case c10::ScalarType::Float:
       update_chunk<float, false>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
       break;
-    case kF64:
+    case c10::ScalarType::Double:
       update_chunk<double, false>(t, chunk, make_step_scalars<double>(group, value, inv_grad_scale), flags);
       break;
-    case kF16:
+    case c10::ScalarType::Half:
       if (t.master != nullptr) {
         update_chunk<c10::Half, true>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
       } else {
         update_chunk<c10::Half, false>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
       }
       break;
-    case kBF16:
+    case c10::ScalarType::BFloat16:
       if (t.master != nullptr) {
         update_chunk<c10::BFloat16, true>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
       } else {
         update_chunk<c10::BFloat16, false>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
       }
       break;
+    default:
+      break;  // the checks admit no other dtype
   }
 }
 
@@ -210,43 +202,25 @@ __global__ void advance_step_kernel(int64_t* step_ptr, const float* found_inf, b
   }
 }
 
-DTypeTag dtype_tag(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return kF32;
-    case at::kDouble:
-      return kF64;
-    case at::kHalf:
-      return kF16;
-    case at::kBFloat16:
-      return kBF16;
-    default:
-      TORCH_CHECK(false, "unreachable: dtype ", t, " passed the checks");
-  }
-}
-
 // Fills LaunchMeta tensor by tensor and chunk by chunk, launching whenever a table is full.
 class Launcher {
  public:
-  Launcher(const StepArgs& args, cudaStream_t stream)
-      : args_(args),
+  Launcher(const KernelStep& step, cudaStream_t stream)
+      : step_(step),
         stream_(stream),
-        ptrs_{args.step.const_data_ptr<int64_t>(),
-              args.grad_scale.defined() ? args.grad_scale.const_data_ptr<float>() : nullptr,
-              args.found_inf.defined() ? args.found_inf.const_data_ptr<float>() : nullptr},
-        group_slot_(args.groups.size(), -1) {}
+        ptrs_{step.step, step.grad_scale, step.found_inf},
+        group_slot_(step.groups.size(), -1) {}
 
-  void add(size_t i) {
-    const int64_t numel = args_.params[i].numel();
-    if (numel == 0) {
+  void add(const KernelTensor& t) {
+    if (t.numel == 0) {
       return;
     }
-    int slot = add_tensor(i);
-    const int64_t chunks = (numel + kChunkSize - 1) / kChunkSize;
+    int slot = add_tensor(t);
+    const int64_t chunks = (t.numel + kChunkSize - 1) / kChunkSize;
     for (int64_t c = 0; c < chunks; ++c) {
       if (num_blocks_ == kMaxBlocks) {
         flush();
-        slot = add_tensor(i);
+        slot = add_tensor(t);
       }
       meta_.block_tensor[num_blocks_] = slot;
       meta_.block_chunk[num_blocks_] = static_cast<int32_t>(c);
@@ -266,30 +240,21 @@ class Launcher {
   }
 
  private:
-  int add_tensor(size_t i) {
-    const int64_t group = args_.group_of[i];
-    if (num_tensors_ == kMaxTensors || (group_slot_[group] < 0 && num_groups_ == kMaxGroups)) {
+  int add_tensor(const KernelTensor& t) {
+    if (num_tensors_ == kMaxTensors || (group_slot_[t.group] < 0 && num_groups_ == kMaxGroups)) {
       flush();
     }
-    if (group_slot_[group] < 0) {
-      meta_.groups[num_groups_] = args_.groups[group];
-      group_slot_[group] = num_groups_++;
+    if (group_slot_[t.group] < 0) {
+      meta_.groups[num_groups_] = step_.groups[t.group];
+      group_slot_[t.group] = num_groups_++;
     }
-    const at::Tensor& buf = args_.momentum_buffers[i];
-    const at::Tensor& master = args_.master_params[i];
-    meta_.tensors[num_tensors_] =
-        TensorMeta{args_.params[i].data_ptr(),
-                   args_.grads[i].data_ptr(),
-                   buf.defined() ? buf.data_ptr() : nullptr,
-                   master.defined() ? master.data_ptr<float>() : nullptr,
-                   buf.defined() ? args_.momentum_first_steps[i].data_ptr<int64_t>() : nullptr,
-                   args_.params[i].numel(),
-                   group_slot_[group],
-                   dtype_tag(args_.params[i].scalar_type())};
+    TensorMeta& meta = meta_.tensors[num_tensors_];
+    meta = t;
+    meta.group = group_slot_[t.group];
     return num_tensors_++;
   }
 
-  const StepArgs& args_;
+  const KernelStep& step_;
   cudaStream_t stream_;
   StepPointers ptrs_;
   std::vector<int> group_slot_;  // group index -> slot in meta_.groups, -1 if absent
@@ -301,17 +266,15 @@ class Launcher {
 
 }  // namespace
 
-void fused_sgd_step_cuda(const StepArgs& args) {
-  const c10::cuda::CUDAGuard guard(args.step.device());
+void fused_sgd_step_cuda(const KernelStep& step) {
+  const c10::cuda::CUDAGuard guard(step.device);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  Launcher launcher(args, stream);
-  for (size_t i = 0; i < args.params.size(); ++i) {
-    launcher.add(i);
+  Launcher launcher(step, stream);
+  for (const KernelTensor& t : step.tensors) {
+    launcher.add(t);
   }
   launcher.flush();
-  advance_step_kernel<<<1, 1, 0, stream>>>(args.step.data_ptr<int64_t>(),
-                                           args.found_inf.defined() ? args.found_inf.const_data_ptr<float>() : nullptr,
-                                           args.count_skipped_steps);
+  advance_step_kernel<<<1, 1, 0, stream>>>(step.step, step.found_inf, step.count_skipped_steps);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -1,4 +1,6 @@
 // Argument checks for a fused step. Every message names the argument and shows what it got.
+#include <ATen/Parallel.h>
+
 #include <cmath>
 
 #include "lrfused/step_args.h"
@@ -123,81 +125,119 @@ void check_counter(const at::Tensor& t, const at::Device& device, const char* wh
   TORCH_CHECK(t.device() == device, what, " must be on the params' device ", device, ", got ", t.device());
 }
 
+// Checks param i and returns it as the kernels see it; sets *realign when its grad has other
+// strides than the param. Reads metadata only, so params can be checked in parallel.
+KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& device, bool* realign) {
+  const ParamTensors& t = args.params[i];
+  TORCH_CHECK(t.param != nullptr && t.param->defined(), "param ", i, " is undefined");
+  const at::Tensor& p = *t.param;
+  TORCH_CHECK(p.layout() == at::kStrided, "param ", i, " must be dense (strided), got layout ", p.layout());
+  TORCH_CHECK(is_supported_float(p.scalar_type()), "param ", i,
+              " must be float32, float64, float16 or bfloat16, got ", p.scalar_type());
+  TORCH_CHECK(p.device() == device, "all params must be on one device: param 0 is on ", device, ", param ", i,
+              " is on ", p.device());
+  TORCH_CHECK(p.is_non_overlapping_and_dense(), "param ", i,
+              " must be non-overlapping and dense in memory (a contiguous tensor or a permutation of "
+              "one), got shape ",
+              p.sizes(), " with strides ", p.strides());
+  TORCH_CHECK(t.grad != nullptr && t.grad->defined(), "grad of param ", i, " is undefined");
+  const at::Tensor& grad = *t.grad;
+  check_like_param(grad, p, "grad", i);
+  TORCH_CHECK(t.group >= 0 && static_cast<size_t>(t.group) < args.groups.size(), "group_of[", i,
+              "] must index one of the ", args.groups.size(), " groups, got ", t.group);
+
+  const bool has_buf = t.momentum_buffer != nullptr && t.momentum_buffer->defined();
+  const bool has_first_step = t.momentum_first_step != nullptr && t.momentum_first_step->defined();
+  TORCH_CHECK(has_buf == has_first_step, "param ", i,
+              ": momentum_buffer and momentum_first_step must both be given or both be omitted");
+  const Schedule& s = args.groups[t.group].schedule;
+  const bool may_use_momentum = s.momentum != 0.0 || s.cycle_momentum;
+  TORCH_CHECK(has_buf || !may_use_momentum, "param ", i, " (group ", t.group,
+              ") uses momentum but has no momentum_buffer");
+  // With a master copy, the update's state (master and buffer) is float32.
+  const bool has_master = t.master_param != nullptr && t.master_param->defined();
+  if (has_master) {
+    const at::Tensor& master = *t.master_param;
+    TORCH_CHECK(p.scalar_type() == at::kHalf || p.scalar_type() == at::kBFloat16, "param ", i,
+                " has a float32 master copy, which only float16 and bfloat16 params keep; it is ", p.scalar_type());
+    TORCH_CHECK(master.layout() == at::kStrided && master.scalar_type() == at::kFloat && master.sizes() == p.sizes() &&
+                    master.strides() == p.strides() && master.device() == p.device(),
+                "master_param of param ", i, " must be a float32 tensor with the param's shape ", p.sizes(),
+                ", strides ", p.strides(), " and device; got ", master.scalar_type(), " ", master.sizes(), " ",
+                master.strides(), " on ", master.device());
+  }
+  if (has_buf) {
+    const at::Tensor& buf = *t.momentum_buffer;
+    check_like_param(buf, has_master ? *t.master_param : p, "momentum_buffer", i);
+    TORCH_CHECK(buf.strides() == p.strides(), "momentum_buffer of param ", i, " must have the param's strides ",
+                p.strides(), ", got ", buf.strides());
+    check_counter(*t.momentum_first_step, device, "momentum_first_step");
+  }
+  *realign = grad.strides() != p.strides();
+  return KernelTensor{p.data_ptr(),
+                      grad.const_data_ptr(),
+                      has_buf ? t.momentum_buffer->data_ptr() : nullptr,
+                      has_master ? t.master_param->data_ptr<float>() : nullptr,
+                      has_buf ? t.momentum_first_step->data_ptr<int64_t>() : nullptr,
+                      p.numel(),
+                      static_cast<int32_t>(t.group),
+                      p.scalar_type()};
+}
+
+// From this many params on, they are checked in parallel: with their metadata cold in cache, the
+// checks wait on memory, and two threads wait at once.
+constexpr int64_t kParallelCheckGrain = 256;
+
 }  // namespace
 
-StepArgs checked_step_args(StepArgs args) {
+KernelStep checked_step(const StepArgs& args) {
   const size_t n = args.params.size();
-  TORCH_CHECK(args.grads.size() == n && args.momentum_buffers.size() == n &&
-                  args.momentum_first_steps.size() == n && args.group_of.size() == n,
-              "params, grads, momentum_buffers, momentum_first_steps and group_of must have one entry "
-              "per param; got lengths ",
-              n, ", ", args.grads.size(), ", ", args.momentum_buffers.size(), ", ",
-              args.momentum_first_steps.size(), ", ", args.group_of.size());
-  TORCH_CHECK(args.master_params.size() == n, "master_params must have one entry per param; got ",
-              args.master_params.size(), " for ", n, " params");
   TORCH_CHECK(args.tables.size() == args.groups.size(), "tables must have one entry per group; got ",
               args.tables.size(), " for ", args.groups.size(), " groups");
   TORCH_CHECK(args.step.defined(), "step must be a tensor");
-  const at::Device device = n > 0 ? args.params[0].device() : args.step.device();
-  for (size_t g = 0; g < args.groups.size(); ++g) {
-    check_group(args.groups[g], g);
-    check_table(args.groups[g], args.tables[g], device, g);
+  const bool first_param_defined = n > 0 && args.params[0].param != nullptr && args.params[0].param->defined();
+  const at::Device device = first_param_defined ? args.params[0].param->device() : args.step.device();
+  KernelStep out;
+  out.device = device;
+  out.groups = args.groups;
+  for (size_t g = 0; g < out.groups.size(); ++g) {
+    check_group(out.groups[g], g);
+    check_table(out.groups[g], args.tables[g], device, g);
   }
   check_counter(args.step, device, "step");
   check_scaler_tensor(args.grad_scale, device, "grad_scale");
   check_scaler_tensor(args.found_inf, device, "found_inf");
 
-  for (size_t i = 0; i < n; ++i) {
-    const at::Tensor& p = args.params[i];
-    TORCH_CHECK(p.defined(), "param ", i, " is undefined");
-    TORCH_CHECK(p.layout() == at::kStrided, "param ", i, " must be dense (strided), got layout ", p.layout());
-    TORCH_CHECK(is_supported_float(p.scalar_type()), "param ", i,
-                " must be float32, float64, float16 or bfloat16, got ", p.scalar_type());
-    TORCH_CHECK(p.device() == device, "all params must be on one device: param 0 is on ", device,
-                ", param ", i, " is on ", p.device());
-    TORCH_CHECK(p.is_non_overlapping_and_dense(), "param ", i,
-                " must be non-overlapping and dense in memory (a contiguous tensor or a permutation of "
-                "one), got shape ",
-                p.sizes(), " with strides ", p.strides());
-    TORCH_CHECK(args.grads[i].defined(), "grad of param ", i, " is undefined");
-    check_like_param(args.grads[i], p, "grad", i);
-    TORCH_CHECK(args.group_of[i] >= 0 && static_cast<size_t>(args.group_of[i]) < args.groups.size(),
-                "group_of[", i, "] must index one of the ", args.groups.size(), " groups, got ",
-                args.group_of[i]);
-
-    const at::Tensor& buf = args.momentum_buffers[i];
-    TORCH_CHECK(buf.defined() == args.momentum_first_steps[i].defined(), "param ", i,
-                ": momentum_buffer and momentum_first_step must both be given or both be omitted");
-    const Schedule& s = args.groups[args.group_of[i]].schedule;
-    const bool may_use_momentum = s.momentum != 0.0 || s.cycle_momentum;
-    TORCH_CHECK(buf.defined() || !may_use_momentum, "param ", i, " (group ", args.group_of[i],
-                ") uses momentum but has no momentum_buffer");
-    // With a master copy, the update's state (master and buffer) is float32.
-    const at::Tensor& master = args.master_params[i];
-    const at::Tensor& state_like = master.defined() ? master : p;
-    if (master.defined()) {
-      TORCH_CHECK(p.scalar_type() == at::kHalf || p.scalar_type() == at::kBFloat16, "param ", i,
-                  " has a float32 master copy, which only float16 and bfloat16 params keep; it is ", p.scalar_type());
-      TORCH_CHECK(master.layout() == at::kStrided && master.scalar_type() == at::kFloat && master.sizes() == p.sizes() &&
-                      master.strides() == p.strides() && master.device() == p.device(),
-                  "master_param of param ", i, " must be a float32 tensor with the param's shape ", p.sizes(),
-                  ", strides ", p.strides(), " and device; got ", master.scalar_type(), " ", master.sizes(), " ",
-                  master.strides(), " on ", master.device());
+  out.tensors.resize(n);
+  std::vector<uint8_t> realign(n, 0);
+  auto check_range = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      bool r = false;
+      out.tensors[i] = checked_param(args, static_cast<size_t>(i), device, &r);
+      realign[i] = r;
     }
-    if (buf.defined()) {
-      check_like_param(buf, state_like, "momentum_buffer", i);
-      TORCH_CHECK(buf.strides() == p.strides(), "momentum_buffer of param ", i,
-                  " must have the param's strides ", p.strides(), ", got ", buf.strides());
-      check_counter(args.momentum_first_steps[i], device, "momentum_first_step");
+  };
+  try {
+    at::parallel_for(0, static_cast<int64_t>(n), kParallelCheckGrain, check_range);
+  } catch (const std::exception&) {
+    // Several params may be bad and threads race to report one: report the first, as a serial
+    // check would.
+    check_range(0, static_cast<int64_t>(n));
+    throw;
+  }
+  // Only now, with everything valid, copy grads that have other strides than their param.
+  for (size_t i = 0; i < n; ++i) {
+    if (realign[i]) {
+      const ParamTensors& t = args.params[i];
+      out.realigned_grads.push_back(at::empty_like(*t.param).copy_(*t.grad));
+      out.tensors[i].grad = out.realigned_grads.back().const_data_ptr();
     }
   }
-  // Only now, with everything valid, align grads that have other strides than their param.
-  for (size_t i = 0; i < n; ++i) {
-    if (args.grads[i].strides() != args.params[i].strides()) {
-      args.grads[i] = at::empty_like(args.params[i]).copy_(args.grads[i]);
-    }
-  }
-  return args;
+  out.step = args.step.data_ptr<int64_t>();
+  out.grad_scale = args.grad_scale.defined() ? args.grad_scale.const_data_ptr<float>() : nullptr;
+  out.found_inf = args.found_inf.defined() ? args.found_inf.const_data_ptr<float>() : nullptr;
+  out.count_skipped_steps = args.count_skipped_steps;
+  return out;
 }
 
 }  // namespace lrfused

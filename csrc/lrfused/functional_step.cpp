@@ -23,11 +23,11 @@ void for_each_field(Config& g, F&& f) {
   f(g.weight_decay), f(g.dampening), f(g.nesterov), f(g.maximize);
 }
 
-at::Tensor pick(const IndexedTensors& list, size_t i, const char* what) {
+const at::Tensor* pick(const IndexedTensors& list, size_t i, const char* what) {
   const int64_t k = list.index[i];
   TORCH_CHECK(k >= -1 && k < static_cast<int64_t>(list.tensors.size()), what, " index ", i, " must be -1 or below ",
               list.tensors.size(), ", got ", k);
-  return k < 0 ? at::Tensor() : list.tensors[k];
+  return k < 0 ? nullptr : &list.tensors[k];
 }
 
 }  // namespace
@@ -62,39 +62,30 @@ void functional_step(std::vector<at::Tensor> params, std::vector<at::Tensor> gra
               "buffer_index and master_index need one entry per param (", n, "), momentum_first_steps one per "
               "buffer (", buffers.tensors.size(), "), table_index one per group (", num_groups, "); got ",
               buffers.index.size(), ", ", masters.index.size(), ", ", first_steps.size(), ", ", tables.index.size());
+  TORCH_CHECK(grads.size() == n && group_of.size() == n, "grads and group_of need one entry per param (", n,
+              "); got ", grads.size(), " and ", group_of.size());
   StepArgs args;
-  args.params = std::move(params);
-  args.grads = std::move(grads);
-  args.group_of = std::move(group_of);
+  args.params.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    args.momentum_buffers.push_back(pick(buffers, i, "buffer_index"));
+    ParamTensors& t = args.params[i];
+    t.param = &params[i];
+    t.grad = &grads[i];
+    t.momentum_buffer = pick(buffers, i, "buffer_index");
     const int64_t k = buffers.index[i];
-    args.momentum_first_steps.push_back(k < 0 ? at::Tensor() : first_steps[k]);
-    args.master_params.push_back(pick(masters, i, "master_index"));
+    t.momentum_first_step = k < 0 ? nullptr : &first_steps[k];
+    t.master_param = pick(masters, i, "master_index");
+    t.group = group_of[i];
   }
   for (size_t g = 0; g < num_groups; ++g) {
     args.groups.push_back(config_from_vector(configs.data() + g * width, width));
-    args.tables.push_back(pick(tables, g, "table_index"));
+    const at::Tensor* table = pick(tables, g, "table_index");
+    args.tables.push_back(table == nullptr ? at::Tensor() : *table);
   }
   args.step = std::move(step);
   args.grad_scale = grad_scale.value_or(at::Tensor());
   args.found_inf = found_inf.value_or(at::Tensor());
   args.count_skipped_steps = count_skipped_steps;
-  run_step(checked_step_args(std::move(args)));
-}
-
-void run_step(const StepArgs& args) {
-  if (args.step.is_cuda()) {
-#ifdef LRFUSED_WITH_CUDA
-    fused_sgd_step_cuda(args);
-#else
-    TORCH_CHECK(false, "params are on ", args.step.device(),
-                " but lrfused was built without CUDA; rebuild with CUDA torch and nvcc present");
-#endif
-  } else {
-    TORCH_CHECK(args.step.is_cpu(), "params must be on CPU or CUDA, got ", args.step.device());
-    fused_sgd_step_cpu(args);
-  }
+  run_step(checked_step(args));
 }
 
 }  // namespace lrfused

@@ -28,7 +28,4 @@ void functional_step(std::vector<at::Tensor> params, std::vector<at::Tensor> gra
                      at::Tensor step, std::optional<at::Tensor> grad_scale, std::optional<at::Tensor> found_inf,
                      bool count_skipped_steps);
 
-// Runs a checked step on the params' device.
-void run_step(const StepArgs& args);
-
 }  // namespace lrfused

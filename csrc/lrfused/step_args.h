@@ -1,4 +1,5 @@
-// What one fused optimizer step receives: a flat list of tensors over all param groups.
+// What one fused optimizer step receives (StepArgs: tensors), and what its kernels get once every
+// tensor is checked (KernelStep: raw pointers).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -12,19 +13,26 @@ namespace lrfused {
 constexpr int64_t kNeverWritten = -1;
 constexpr int64_t kWrittenElsewhere = -2;
 
+// One param's tensors, borrowed: the caller keeps them alive and unchanged for the step. (Borrowed
+// rather than copied: a copy is an atomic reference count up and down per tensor, and with
+// thousands of tensors whose metadata is cold after a backward pass, those serialise the step.)
+struct ParamTensors {
+  const at::Tensor* param = nullptr;
+  const at::Tensor* grad = nullptr;
+  // nullptr where the group never uses momentum.
+  const at::Tensor* momentum_buffer = nullptr;
+  // One int64 with momentum_buffer: the step at which the buffer was first written, kNeverWritten
+  // before that (kWrittenElsewhere for a buffer loaded from another optimizer). Read on the device,
+  // so the first-step initialisation (buffer = gradient) needs no host sync.
+  const at::Tensor* momentum_first_step = nullptr;
+  // nullptr unless the (float16 / bfloat16) param keeps a float32 master copy: then the update runs
+  // on the master (and a float32 momentum buffer) and the param gets it rounded.
+  const at::Tensor* master_param = nullptr;
+  int64_t group = 0;  // index into StepArgs::groups
+};
+
 struct StepArgs {
-  std::vector<at::Tensor> params;
-  std::vector<at::Tensor> grads;
-  // Per param; undefined where the group never uses momentum.
-  std::vector<at::Tensor> momentum_buffers;
-  // Per param, one int64: the step at which the buffer was first written, kNeverWritten before
-  // that (kWrittenElsewhere for a buffer loaded from another optimizer). Read on the device, so the
-  // first-step initialisation (buffer = gradient) needs no host sync.
-  std::vector<at::Tensor> momentum_first_steps;
-  // Per param; undefined unless the (float16 / bfloat16) param keeps a float32 master copy: then the
-  // update runs on the master (and a float32 momentum buffer) and the param gets it rounded.
-  std::vector<at::Tensor> master_params;
-  std::vector<int64_t> group_of;  // index into `groups` for each param
+  std::vector<ParamTensors> params;
   std::vector<GroupConfig> groups;
   // Per group; a float64 [steps, 2] table of (lr, momentum) for a kTable schedule, else undefined.
   std::vector<at::Tensor> tables;
@@ -37,13 +45,43 @@ struct StepArgs {
   bool count_skipped_steps = true;  // whether a step skipped for found_inf advances the schedule
 };
 
-// Validates everything (raising before anything is written) and returns args whose grads share
-// their param's strides (a grad with other strides is copied; AccumulateGrad never makes one).
-StepArgs checked_step_args(StepArgs args);
+// One checked param as the kernels see it. param, grad, buf and master share one shape and strides
+// and are dense, so elements [0, numel) from each pointer correspond.
+struct KernelTensor {
+  void* param;
+  const void* grad;
+  void* buf;             // nullptr where the group never uses momentum; float32 when master is set
+  float* master;         // float32 master copy of a float16 / bfloat16 param, or nullptr
+  int64_t* first_step;   // with buf
+  int64_t numel;
+  int32_t group;
+  at::ScalarType dtype;  // the param's
+};
 
-void fused_sgd_step_cpu(const StepArgs& args);
+// A checked step: everything the CPU and CUDA kernels read, as raw pointers into the StepArgs'
+// tensors (which must outlive it) and into grads it copied.
+struct KernelStep {
+  std::vector<KernelTensor> tensors;
+  std::vector<GroupConfig> groups;  // with table schedules pointing at their tables
+  at::Device device = at::kCPU;
+  int64_t* step = nullptr;
+  const float* grad_scale = nullptr;  // nullptr without one
+  const float* found_inf = nullptr;   // nullptr without one
+  bool count_skipped_steps = true;
+  // Grads that had other strides than their param, copied to the param's (AccumulateGrad never
+  // makes one; a grad assigned by hand may be).
+  std::vector<at::Tensor> realigned_grads;
+};
+
+// Validates everything, raising before anything is written.
+KernelStep checked_step(const StepArgs& args);
+
+// Runs a checked step on its device.
+void run_step(const KernelStep& step);
+
+void fused_sgd_step_cpu(const KernelStep& step);
 #ifdef LRFUSED_WITH_CUDA
-void fused_sgd_step_cuda(const StepArgs& args);
+void fused_sgd_step_cuda(const KernelStep& step);
 #endif
 
 }  // namespace lrfused

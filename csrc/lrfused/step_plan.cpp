@@ -1,11 +1,13 @@
 #include "lrfused/step_plan.h"
 
-#include "lrfused/functional_step.h"
-
 namespace lrfused {
 namespace {
 
 at::Tensor or_undefined(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
+
+const at::Tensor* optional_pointer(const std::optional<at::Tensor>& t) { return t.has_value() ? &*t : nullptr; }
+
+const at::Tensor* defined_pointer(const at::Tensor& t) { return t.defined() ? &t : nullptr; }
 
 }  // namespace
 
@@ -29,29 +31,21 @@ StepPlan::StepPlan(std::vector<at::Tensor> params, const std::vector<std::option
 }
 
 void StepPlan::step(const StepInputs& inputs) const {
-  StepArgs args;
   const size_t n = params_.size();
   TORCH_CHECK(!inputs.grads.has_value() || inputs.grads->size() == n, "grads must have one entry per param (",
               n, "), got ", inputs.grads.has_value() ? inputs.grads->size() : 0);
+  StepArgs args;
   args.params.reserve(n);
-  args.grads.reserve(n);
-  args.momentum_buffers.reserve(n);
-  args.momentum_first_steps.reserve(n);
-  args.group_of.reserve(n);
-  args.master_params.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     // (the impl's grad: Tensor::grad() would also ask autograd whether the param is a leaf, to warn)
-    at::Tensor grad =
-        inputs.grads.has_value() ? or_undefined((*inputs.grads)[i]) : params_[i].unsafeGetTensorImpl()->grad();
-    if (!grad.defined()) {
+    const at::Tensor* grad = inputs.grads.has_value() ? optional_pointer((*inputs.grads)[i])
+                                                      : &params_[i].unsafeGetTensorImpl()->grad();
+    if (grad == nullptr || !grad->defined()) {
       continue;  // as torch's optimizers: a param without a grad is left alone
     }
-    args.params.push_back(params_[i]);
-    args.grads.push_back(std::move(grad));
-    args.momentum_buffers.push_back(momentum_buffers_[i]);
-    args.momentum_first_steps.push_back(momentum_first_steps_[i]);
-    args.master_params.push_back(master_params_[i]);
-    args.group_of.push_back(group_of_[i]);
+    args.params.push_back(ParamTensors{&params_[i], grad, defined_pointer(momentum_buffers_[i]),
+                                       defined_pointer(momentum_first_steps_[i]), defined_pointer(master_params_[i]),
+                                       group_of_[i]});
   }
   args.groups = inputs.groups;
   for (const auto& table : inputs.tables) {
@@ -61,7 +55,7 @@ void StepPlan::step(const StepInputs& inputs) const {
   args.grad_scale = or_undefined(inputs.grad_scale);
   args.found_inf = or_undefined(inputs.found_inf);
   args.count_skipped_steps = inputs.count_skipped_steps;
-  run_step(checked_step_args(std::move(args)));
+  run_step(checked_step(args));
 }
 
 }  // namespace lrfused
