@@ -148,6 +148,25 @@ def test_is_a_torch_optimizer_and_zero_grad_works():
     assert opt.schedule_step == 1
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_step_is_an_in_place_change_autograd_sees(device):
+    """As after torch's SGD: versions of params and buffers move, and a backward through a graph
+    that saved a param from before the step raises instead of using the new values."""
+    w = torch.randn(3, device=device, requires_grad=True)
+    opt = lrfused.FusedOneCycleSGD([w], max_lr=0.1, total_steps=5)
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    version = w._version
+    opt.step()
+    assert w._version > version
+    buffer = opt.state[w]["momentum_buffer"]
+    buffer_version = buffer._version
+    opt.step()
+    assert buffer._version > buffer_version
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 @pytest.mark.parametrize("kind", OPTIMIZERS)
 def test_pickle_and_deepcopy_keep_the_schedule_position(kind):
     model = make_model("cpu")

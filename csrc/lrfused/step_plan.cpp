@@ -1,5 +1,7 @@
 #include "lrfused/step_plan.h"
 
+#include <ATen/Parallel.h>
+
 namespace lrfused {
 namespace {
 
@@ -8,6 +10,25 @@ at::Tensor or_undefined(const std::optional<at::Tensor>& t) { return t.has_value
 const at::Tensor* optional_pointer(const std::optional<at::Tensor>& t) { return t.has_value() ? &*t : nullptr; }
 
 const at::Tensor* defined_pointer(const at::Tensor& t) { return t.defined() ? &t : nullptr; }
+
+void bump_version(const at::Tensor* t) {
+  if (t != nullptr && !t->is_inference()) {  // (an inference tensor has no version counter)
+    t->unsafeGetTensorImpl()->bump_version();
+  }
+}
+
+// As torch's in-place ops do (torch.optim.SGD's included): autograd must see that the step changed
+// these tensors, so that a backward through a graph that saved one of them raises instead of using
+// the new values. In parallel for the same reason as the checks: cold, one atomic each.
+void bump_versions(const std::vector<ParamTensors>& params) {
+  at::parallel_for(0, static_cast<int64_t>(params.size()), 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      bump_version(params[i].param);
+      bump_version(params[i].momentum_buffer);
+      bump_version(params[i].master_param);
+    }
+  });
+}
 
 }  // namespace
 
@@ -56,6 +77,7 @@ void StepPlan::step(const StepInputs& inputs) const {
   args.found_inf = or_undefined(inputs.found_inf);
   args.count_skipped_steps = inputs.count_skipped_steps;
   run_step(checked_step(args));
+  bump_versions(args.params);
 }
 
 }  // namespace lrfused
