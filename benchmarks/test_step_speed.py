@@ -1,4 +1,5 @@
-"""One optimizer step (with its 1cycle schedule) per provider, and the memory floor, per layout.
+"""One optimizer step (with its 1cycle schedule) per provider, and the memory floor, per layout;
+and the same after a cache flush (as in training, where forward and backward run between steps).
 
     pytest benchmarks --benchmark-only
 """
@@ -23,6 +24,18 @@ def synchronizing(fn, device):
     return run
 
 
+def make_timed(provider, shapes, dtype, device, benchmark):
+    """The callable to time, after one untimed first step (which allocates state)."""
+    benchmark.extra_info["params"] = numel(shapes)
+    if provider == "floor":
+        fn, moved = make_floor(shapes, DTYPES[dtype], device)
+    else:
+        fn, moved = make_step(provider, make_params(shapes, DTYPES[dtype], device)), None
+    fn = synchronizing(fn, device)
+    fn()
+    return fn, moved
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -30,15 +43,30 @@ def synchronizing(fn, device):
 def test_step(benchmark, provider, layout, dtype, device):
     shapes = LAYOUTS[layout]()
     benchmark.group = f"{device}/{dtype}/{layout}"
-    benchmark.extra_info["params"] = numel(shapes)
-    if provider == "floor":
-        fn, moved = make_floor(shapes, DTYPES[dtype], device)
-    else:
-        params = make_params(shapes, DTYPES[dtype], device)
-        fn = make_step(provider, params)
-        moved = None
-    fn = synchronizing(fn, device)
-    fn()  # first step: allocates state
+    fn, moved = make_timed(provider, shapes, dtype, device, benchmark)
     benchmark.pedantic(fn, rounds=15, iterations=1, warmup_rounds=2)
     if moved is not None:
         benchmark.extra_info["floor_GBps"] = moved / benchmark.stats.stats.median / 1e9
+
+
+class CacheFlush:
+    """Evicts the host's caches before each timed step, as a training step's forward and backward
+    do: the optimizer then meets its tensors' metadata (and small tensors' data) cold."""
+
+    BYTES = 96 * 2**20  # more than the last-level cache of the machines here (32 MiB on the CPU ones)
+
+    def __init__(self):
+        self.junk = torch.zeros(self.BYTES // 4)
+
+    def __call__(self):
+        self.junk.add_(1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layout", ["many_small", "resnet18"])
+@pytest.mark.parametrize("provider", PROVIDERS + ("floor",))
+def test_step_after_cache_flush(benchmark, provider, layout, device):
+    shapes = LAYOUTS[layout]()
+    benchmark.group = f"{device}/fp32/{layout}/cold-cache"
+    fn, _ = make_timed(provider, shapes, "fp32", device, benchmark)
+    benchmark.pedantic(fn, setup=CacheFlush(), rounds=15, iterations=1, warmup_rounds=2)

@@ -161,3 +161,27 @@ def test_non_contiguous_dense_params(device):
         ref.step()
         sched.step()
         torch.testing.assert_close(fused_p, torch_p)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_many_params_some_with_grads_of_other_strides(device):
+    """Past the count where params are checked in parallel (hundreds), with every seventh grad
+    of other strides than its (transposed) param: still equal to torch, step by step."""
+    import lrfused
+    from reference import torch_one_cycle
+
+    torch.manual_seed(0)
+    shapes = [(3, 5) if i % 7 == 0 else (i % 11 + 1,) for i in range(900)]
+    fused_params = [torch.randn(s, device=device).t() if len(s) == 2 else torch.randn(s, device=device) for s in shapes]
+    torch_params = [p.clone(memory_format=torch.preserve_format) for p in fused_params]
+    fused = lrfused.FusedOneCycleSGD(fused_params, max_lr=0.3, total_steps=3, weight_decay=1e-2)
+    ref, sched = torch_one_cycle(torch_params, max_lr=0.3, total_steps=3, weight_decay=1e-2)
+    for _ in range(3):
+        for f, r in zip(fused_params, torch_params):
+            grad = torch.randn(f.shape, device=device)  # contiguous: other strides than a transposed param
+            f.grad, r.grad = grad, grad.clone()
+        fused.step()
+        ref.step()
+        sched.step()
+        for f, r in zip(fused_params, torch_params):
+            torch.testing.assert_close(f, r)
