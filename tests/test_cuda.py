@@ -83,21 +83,77 @@ def test_capture_before_state_exists_is_refused():
     assert not opt.state
 
 
-def test_many_tensors_and_groups_span_several_launches():
-    """More tensors, blocks and groups than one launch's tables hold."""
-    params = [torch.randn(n, device="cuda") for n in [1, 3, 70000] * 70] + [torch.randn(65536 * 1300 + 5, device="cuda")]
-    groups = [{"params": params[i::14], "weight_decay": 1e-3 * i} for i in range(14)]
+def big_step_layout(with_huge_tensor=True):
+    """More tensors and groups than one launch's argument holds (160, 16), with empty and
+    one-element tensors among them, and (with_huge_tensor) more chunks (1,280 of 65,536 elements)."""
+    params = [torch.randn(n, device="cuda") for n in [1, 3, 70000, 0] * 70]
+    if with_huge_tensor:
+        params.append(torch.randn(65536 * 1300 + 5, device="cuda"))
+    return params, [{"params": params[i::18], "weight_decay": 1e-3 * i} for i in range(18)]
+
+
+def update_launches(step):
+    """The update kernels one step launches (the counter's one-thread kernel and copies not counted)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA and "fused_sgd" in e.name)
+
+
+@pytest.mark.parametrize("with_huge_tensor", [False, True], ids=["many_tensors", "many_chunks"])
+def test_an_eager_step_of_any_size_is_one_launch(with_huge_tensor):
+    params, groups = big_step_layout(with_huge_tensor)
+    opt = lrfused.FusedCyclicSGD(groups, base_lr=0.01, max_lr=0.1, step_size_up=2)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    assert update_launches(opt.step) == 1
+
+
+@pytest.mark.parametrize("with_huge_tensor", [False, True], ids=["many_tensors", "many_chunks"])
+def test_an_eager_step_of_any_size_matches_torch(with_huge_tensor):
+    params, groups = big_step_layout(with_huge_tensor)
     reference = [p.clone() for p in params]
-    ref_groups = [{"params": reference[i::14], "weight_decay": 1e-3 * i} for i in range(14)]
+    ref_groups = [{"params": reference[i::18], "weight_decay": 1e-3 * i} for i in range(18)]
     opt = lrfused.FusedCyclicSGD(groups, base_lr=0.01, max_lr=0.1, step_size_up=2)
     ref = torch.optim.SGD(ref_groups, lr=0.01, momentum=0.9, foreach=False)
     sched = torch.optim.lr_scheduler.CyclicLR(ref, base_lr=0.01, max_lr=0.1, step_size_up=2)
-    for _ in range(3):
+    for _ in range(4):
         for p, r in zip(params, reference):
             g = torch.randn_like(p)
             p.grad, r.grad = g, g.clone()
         opt.step()
         ref.step()
         sched.step()
-    for p, r in zip(params, reference):
-        torch.testing.assert_close(p, r)
+        for p, r in zip(params, reference):
+            torch.testing.assert_close(p, r)
+
+
+def test_a_captured_step_of_any_size_replays_like_eager_steps():
+    """Under graph capture a big step takes one launch per argument-sized part (no table copy a
+    replay could not repeat); replays equal eager steps."""
+    steps = 4
+    eager_params, eager_groups = big_step_layout()
+    graphed_params = [p.clone() for p in eager_params]
+    graphed_groups = [{"params": graphed_params[i::18], "weight_decay": 1e-3 * i} for i in range(18)]
+    grads = [[torch.randn_like(p) for p in eager_params] for _ in range(steps)]
+    eager = lrfused.FusedOneCycleSGD(eager_groups, max_lr=0.2, total_steps=steps)
+    for step_grads in grads:
+        for p, g in zip(eager_params, step_grads):
+            p.grad = g.clone()
+        eager.step()
+
+    opt = lrfused.FusedOneCycleSGD(graphed_groups, max_lr=0.2, total_steps=steps)
+    for p, g in zip(graphed_params, grads[0]):
+        p.grad = g.clone()
+    opt.step()  # eager: makes the state
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+    for step_grads in grads[1:]:
+        for p, g in zip(graphed_params, step_grads):
+            p.grad.copy_(g)
+        graph.replay()
+    torch.cuda.synchronize()
+    for a, b in zip(eager_params, graphed_params):
+        torch.testing.assert_close(a, b)

@@ -1,10 +1,13 @@
 // CUDA fused SGD step: a multi-tensor apply over every tensor of every group and dtype.
 //
-// Each block updates one chunk of one tensor. Launch metadata (tensor pointers, the block ->
-// (tensor, chunk) map and the groups' hyperparameters) travels as a __grid_constant__ kernel
-// argument, so nothing is copied or allocated per step and a CUDA graph captures it by value. The
-// schedule is evaluated on the device from the step counter, which a one-thread kernel advances
-// after the last launch: no host sync anywhere in the step.
+// Each block updates one chunk of one tensor. When the step fits one launch's argument (up to 160
+// tensors, 1,280 chunks, 16 groups), its metadata (tensor pointers, the block -> (tensor, chunk)
+// map, the groups' hyperparameters) travels as a __grid_constant__ kernel argument: nothing is
+// copied or allocated, and a CUDA graph captures it by value. A bigger eager step copies one table
+// to the device instead and still takes one launch; a bigger step under graph capture takes one
+// launch per argument-sized part, since a graph would replay the copy from a recycled pinned buffer.
+// The schedule is evaluated on the device from the step counter, which a one-thread kernel
+// advances after the last launch: no host sync anywhere in the step.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -13,6 +16,8 @@
 #include <c10/util/Half.h>
 
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "lrfused/step_args.h"
@@ -136,11 +141,9 @@ __device__ void update_chunk(const TensorMeta& t, int64_t chunk, const StepScala
   });
 }
 
-__global__ void __launch_bounds__(kThreads)
-    fused_sgd_kernel(const __grid_constant__ LaunchMeta meta, const StepPointers ptrs) {
-  const TensorMeta& t = meta.tensors[meta.block_tensor[blockIdx.x]];
-  const GroupConfig& group = meta.groups[t.group];
-
+// One block's work: chunk `chunk` of tensor t, at its group's scheduled values.
+__device__ __forceinline__ void update_block(const TensorMeta& t, const GroupConfig& group, int64_t chunk,
+                                             const StepPointers& ptrs) {
   __shared__ ScheduleValue value;
   __shared__ float inv_grad_scale;
   __shared__ bool first;
@@ -169,7 +172,6 @@ __global__ void __launch_bounds__(kThreads)
 
   const UpdateFlags flags{group.weight_decay != 0.0, value.momentum != 0.0 && t.buf != nullptr, first,
                           group.nesterov};
-  const int64_t chunk = meta.block_chunk[blockIdx.x];
   switch (t.dtype) {
     case c10::ScalarType::Float:
       update_chunk<float, false>(t, chunk, make_step_scalars<float>(group, value, inv_grad_scale), flags);
@@ -194,6 +196,38 @@ __global__ void __launch_bounds__(kThreads)
     default:
       break;  // the checks admit no other dtype
   }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    fused_sgd_kernel(const __grid_constant__ LaunchMeta meta, const StepPointers ptrs) {
+  const TensorMeta& t = meta.tensors[meta.block_tensor[blockIdx.x]];
+  update_block(t, meta.groups[t.group], meta.block_chunk[blockIdx.x], ptrs);
+}
+
+// A step's metadata in device memory, for any number of tensors.
+struct DeviceTable {
+  const TensorMeta* tensors;  // non-empty tensors only; group indexes `groups`
+  const GroupConfig* groups;
+  const int64_t* block_end;   // per tensor: blocks of it and of every tensor before it
+  int32_t num_tensors;
+};
+
+__global__ void __launch_bounds__(kThreads) fused_sgd_table_kernel(const DeviceTable table, const StepPointers ptrs) {
+  // This block's tensor: the first whose block_end exceeds the block index (binary search).
+  const int64_t block = blockIdx.x;
+  int32_t lo = 0;
+  int32_t hi = table.num_tensors - 1;
+  while (lo < hi) {
+    const int32_t mid = lo + (hi - lo) / 2;
+    if (table.block_end[mid] > block) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  const TensorMeta& t = table.tensors[lo];
+  const int64_t chunk = block - (lo == 0 ? 0 : table.block_end[lo - 1]);
+  update_block(t, table.groups[t.group], chunk, ptrs);
 }
 
 __global__ void advance_step_kernel(int64_t* step_ptr, const float* found_inf, bool count_skipped_steps) {
@@ -264,16 +298,85 @@ class Launcher {
   int num_groups_ = 0;
 };
 
+int64_t blocks_of(const KernelTensor& t) { return (t.numel + kChunkSize - 1) / kChunkSize; }
+
+// Whether the step's non-empty tensors fit one launch's argument.
+bool fits_one_launch(const KernelStep& step) {
+  int64_t tensors = 0;
+  int64_t blocks = 0;
+  for (const KernelTensor& t : step.tensors) {
+    tensors += t.numel > 0;
+    blocks += blocks_of(t);
+  }
+  return tensors <= kMaxTensors && blocks <= kMaxBlocks && step.groups.size() <= kMaxGroups;
+}
+
+bool is_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+static_assert(sizeof(TensorMeta) % alignof(GroupConfig) == 0 && sizeof(GroupConfig) % alignof(int64_t) == 0 &&
+                  alignof(TensorMeta) >= alignof(GroupConfig),
+              "the device table packs tensors, groups and block ends back to back");
+
+// One launch for any number of tensors: the table is written to pinned memory and copied to the
+// device on the step's stream (the host allocator keeps the pinned block until the copy is done;
+// the device block returns to the caching allocator on the same stream, after the kernel).
+void launch_from_device_table(const KernelStep& step, const StepPointers& ptrs, cudaStream_t stream) {
+  std::vector<TensorMeta> tensors;
+  std::vector<int64_t> block_end;
+  tensors.reserve(step.tensors.size());
+  block_end.reserve(step.tensors.size());
+  int64_t blocks = 0;
+  for (const KernelTensor& t : step.tensors) {
+    if (t.numel > 0) {
+      tensors.push_back(t);
+      blocks += blocks_of(t);
+      block_end.push_back(blocks);
+    }
+  }
+  if (tensors.empty()) {
+    return;
+  }
+  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max() &&
+                  tensors.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max()),
+              "a step of ", blocks, " chunks of ", kChunkSize, " elements over ", tensors.size(),
+              " tensors is more than one launch can take");
+  const size_t tensor_bytes = tensors.size() * sizeof(TensorMeta);
+  const size_t group_bytes = step.groups.size() * sizeof(GroupConfig);
+  const size_t end_bytes = block_end.size() * sizeof(int64_t);
+  const int64_t total_bytes = static_cast<int64_t>(tensor_bytes + group_bytes + end_bytes);
+  at::Tensor host = at::empty({total_bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  auto* h = static_cast<uint8_t*>(host.data_ptr());
+  std::memcpy(h, tensors.data(), tensor_bytes);
+  std::memcpy(h + tensor_bytes, step.groups.data(), group_bytes);
+  std::memcpy(h + tensor_bytes + group_bytes, block_end.data(), end_bytes);
+  at::Tensor device = at::empty({total_bytes}, at::TensorOptions().dtype(at::kByte).device(step.device));
+  device.copy_(host, /*non_blocking=*/true);
+  const auto* d = static_cast<const uint8_t*>(device.const_data_ptr());
+  const DeviceTable table{reinterpret_cast<const TensorMeta*>(d), reinterpret_cast<const GroupConfig*>(d + tensor_bytes),
+                          reinterpret_cast<const int64_t*>(d + tensor_bytes + group_bytes),
+                          static_cast<int32_t>(tensors.size())};
+  fused_sgd_table_kernel<<<static_cast<unsigned int>(blocks), kThreads, 0, stream>>>(table, ptrs);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 }  // namespace
 
 void fused_sgd_step_cuda(const KernelStep& step) {
   const c10::cuda::CUDAGuard guard(step.device);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  Launcher launcher(step, stream);
-  for (const KernelTensor& t : step.tensors) {
-    launcher.add(t);
+  if (!fits_one_launch(step) && !is_capturing(stream)) {
+    launch_from_device_table(step, StepPointers{step.step, step.grad_scale, step.found_inf}, stream);
+  } else {
+    Launcher launcher(step, stream);
+    for (const KernelTensor& t : step.tensors) {
+      launcher.add(t);
+    }
+    launcher.flush();
   }
-  launcher.flush();
   advance_step_kernel<<<1, 1, 0, stream>>>(step.step, step.found_inf, step.count_skipped_steps);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
