@@ -184,8 +184,9 @@ KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& dev
                       p.scalar_type()};
 }
 
-// From this many params on, they are checked in parallel: with their metadata cold in cache, the
-// checks wait on memory, and two threads wait at once.
+// Params per parallel task of the checks (so a step over more than this many checks them on
+// several threads): with their metadata cold in cache the checks wait on memory, and several
+// threads wait at once.
 constexpr int64_t kParallelCheckGrain = 256;
 
 }  // namespace
