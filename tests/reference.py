@@ -23,6 +23,16 @@ def split_kwargs(kwargs):
     return sgd, schedule
 
 
+def step_both(fused, torch_opt, scheduler, fused_params, torch_params, make_grad=torch.randn_like):
+    """One step of each side with the same fresh grads (make_grad(fused_param), a clone for torch)."""
+    for f, r in zip(fused_params, torch_params):
+        grad = make_grad(f)
+        f.grad, r.grad = grad, grad.clone()
+    fused.step()
+    torch_opt.step()
+    scheduler.step()
+
+
 def torch_one_cycle(groups, **kwargs):
     sgd, schedule = split_kwargs(kwargs)
     sgd.setdefault("momentum", 0.9)

@@ -5,6 +5,7 @@ import torch
 
 import lrfused
 from conftest import requires_cuda
+from reference import step_both
 
 pytestmark = requires_cuda()
 
@@ -119,12 +120,7 @@ def test_an_eager_step_of_any_size_matches_torch(with_huge_tensor):
     ref = torch.optim.SGD(ref_groups, lr=0.01, momentum=0.9, foreach=False)
     sched = torch.optim.lr_scheduler.CyclicLR(ref, base_lr=0.01, max_lr=0.1, step_size_up=2)
     for _ in range(4):
-        for p, r in zip(params, reference):
-            g = torch.randn_like(p)
-            p.grad, r.grad = g, g.clone()
-        opt.step()
-        ref.step()
-        sched.step()
+        step_both(opt, ref, sched, params, reference)
         for p, r in zip(params, reference):
             torch.testing.assert_close(p, r)
 

@@ -125,17 +125,12 @@ def test_mixed_dtypes_in_one_step(device):
     fused_params = [torch.randn(129, dtype=d, device=device) for d in (torch.float32, torch.float64, torch.bfloat16)]
     torch_params = [p.clone() for p in fused_params]
     import lrfused
-    from reference import torch_one_cycle
+    from reference import step_both, torch_one_cycle
 
     fused = lrfused.FusedOneCycleSGD(fused_params, max_lr=0.2, total_steps=5, weight_decay=1e-2)
     ref, sched = torch_one_cycle(torch_params, max_lr=0.2, total_steps=5, weight_decay=1e-2)
     for _ in range(5):
-        for f, r in zip(fused_params, torch_params):
-            grad = torch.randn_like(f)
-            f.grad, r.grad = grad, grad.clone()
-        fused.step()
-        ref.step()
-        sched.step()
+        step_both(fused, ref, sched, fused_params, torch_params)
         for f, r in zip(fused_params, torch_params):
             tolerance = {"atol": 2e-2, "rtol": 2e-2} if f.dtype == torch.bfloat16 else {}
             torch.testing.assert_close(f, r, **tolerance)
@@ -168,7 +163,7 @@ def test_many_params_some_with_grads_of_other_strides(device):
     """Past the count where params are checked in parallel (hundreds), with every seventh grad
     of other strides than its (transposed) param: still equal to torch, step by step."""
     import lrfused
-    from reference import torch_one_cycle
+    from reference import step_both, torch_one_cycle
 
     torch.manual_seed(0)
     shapes = [(3, 5) if i % 7 == 0 else (i % 11 + 1,) for i in range(900)]
@@ -177,11 +172,7 @@ def test_many_params_some_with_grads_of_other_strides(device):
     fused = lrfused.FusedOneCycleSGD(fused_params, max_lr=0.3, total_steps=3, weight_decay=1e-2)
     ref, sched = torch_one_cycle(torch_params, max_lr=0.3, total_steps=3, weight_decay=1e-2)
     for _ in range(3):
-        for f, r in zip(fused_params, torch_params):
-            grad = torch.randn(f.shape, device=device)  # contiguous: other strides than a transposed param
-            f.grad, r.grad = grad, grad.clone()
-        fused.step()
-        ref.step()
-        sched.step()
+        # contiguous grads: other strides than a transposed param
+        step_both(fused, ref, sched, fused_params, torch_params, lambda f: torch.randn(f.shape, device=device))
         for f, r in zip(fused_params, torch_params):
             torch.testing.assert_close(f, r)

@@ -236,6 +236,8 @@ __global__ void advance_step_kernel(int64_t* step_ptr, const float* found_inf, b
   }
 }
 
+int64_t blocks_of(const KernelTensor& t) { return (t.numel + kChunkSize - 1) / kChunkSize; }
+
 // Fills LaunchMeta tensor by tensor and chunk by chunk, launching whenever a table is full.
 class Launcher {
  public:
@@ -250,7 +252,7 @@ class Launcher {
       return;
     }
     int slot = add_tensor(t);
-    const int64_t chunks = (t.numel + kChunkSize - 1) / kChunkSize;
+    const int64_t chunks = blocks_of(t);
     for (int64_t c = 0; c < chunks; ++c) {
       if (num_blocks_ == kMaxBlocks) {
         flush();
@@ -297,8 +299,6 @@ class Launcher {
   int num_blocks_ = 0;
   int num_groups_ = 0;
 };
-
-int64_t blocks_of(const KernelTensor& t) { return (t.numel + kChunkSize - 1) / kChunkSize; }
 
 // Whether the step's non-empty tensors fit one launch's argument.
 bool fits_one_launch(const KernelStep& step) {

@@ -184,11 +184,6 @@ KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& dev
                       p.scalar_type()};
 }
 
-// Params per parallel task of the checks (so a step over more than this many checks them on
-// several threads): with their metadata cold in cache the checks wait on memory, and several
-// threads wait at once.
-constexpr int64_t kParallelCheckGrain = 256;
-
 }  // namespace
 
 KernelStep checked_step(const StepArgs& args) {
@@ -219,7 +214,7 @@ KernelStep checked_step(const StepArgs& args) {
     }
   };
   try {
-    at::parallel_for(0, static_cast<int64_t>(n), kParallelCheckGrain, check_range);
+    at::parallel_for(0, static_cast<int64_t>(n), kParamsPerTask, check_range);
   } catch (const std::exception&) {
     // Several params may be bad and threads race to report one: report the first, as a serial
     // check would.

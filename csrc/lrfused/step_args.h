@@ -13,6 +13,11 @@ namespace lrfused {
 constexpr int64_t kNeverWritten = -1;
 constexpr int64_t kWrittenElsewhere = -2;
 
+// Params per task of the host's per-param parallel loops (checks, version bumps), so a step over
+// more params than this runs them on several threads: with the tensors' metadata cold in cache
+// the loops wait on memory, and several threads wait at once.
+constexpr int64_t kParamsPerTask = 256;
+
 // One param's tensors, borrowed: the caller keeps them alive and unchanged for the step. (Borrowed
 // rather than copied: a copy is an atomic reference count up and down per tensor, and with
 // thousands of tensors whose metadata is cold after a backward pass, those serialise the step.)

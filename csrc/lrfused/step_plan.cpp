@@ -21,7 +21,7 @@ void bump_version(const at::Tensor* t) {
 // these tensors, so that a backward through a graph that saved one of them raises instead of using
 // the new values. In parallel for the same reason as the checks: cold, one atomic each.
 void bump_versions(const std::vector<ParamTensors>& params) {
-  at::parallel_for(0, static_cast<int64_t>(params.size()), 256, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, static_cast<int64_t>(params.size()), kParamsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       bump_version(params[i].param);
       bump_version(params[i].momentum_buffer);
