@@ -1,7 +1,11 @@
 """lrfused under torch.distributed on CPU (gloo, 2 processes): DDP, DTensor / FSDP2 parameters (the
 kernel updates the local shards), and the range test under DDP."""
+import datetime
+import functools
+import math
 import os
 import socket
+import sys
 
 import pytest
 import torch
@@ -30,11 +34,30 @@ def _run(worker, tmp_path):
 def _entry(rank, worker, port, tmp):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    # A minute, not gloo's default half hour: a rank left waiting fails the test instead of hanging it.
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=datetime.timedelta(seconds=60))
     try:
         worker(rank, tmp)
     finally:
         dist.destroy_process_group()
+    _exit_without_finalizing()
+
+
+def _exit_without_finalizing():
+    """Ends a worker that passed without running the interpreter's shutdown.
+
+    A DDP model keeps the gloo process group, and so its worker threads, alive past
+    destroy_process_group(). A gloo thread drops its reference to a finished collective's tensors a
+    moment after the collective returns; if the last Python reference is already gone (the tensors
+    of the worker's final all_gather, freed when it returns), that drop must take the GIL, and
+    during Py_FinalizeEx taking the GIL ends the thread inside a noexcept destructor:
+    std::terminate, SIGABRT ("terminate called without an active exception"; pytorch/pytorch
+    #190489). Whether the thread is that late depends on scheduling, so the crash came and went.
+    Skipping finalization removes the race; a worker that raised still exits through mp.spawn,
+    which reports its traceback."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _model():
@@ -154,3 +177,85 @@ def _range_test_worker(rank, tmp):
 def test_range_test_under_ddp_averages_losses_and_rank_0_writes(tmp_path):
     _run(_range_test_worker, tmp_path)
     assert (tmp_path / "rank0.png").exists() and not (tmp_path / "rank1.png").exists()
+
+
+def _params_of(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _sweep_on_every_rank(rank, data, loss_fn=torch.nn.functional.mse_loss, **kwargs):
+    """A DDP range test; checks that every rank stopped at the same step with the same losses and
+    got its model back, and returns the result."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from lrfused.find import range_test
+
+    model = DDP(_model())
+    before = _params_of(model)
+    result = range_test(model, data, loss_fn, progress=False, **kwargs)
+    for p, q in zip(model.parameters(), before):
+        assert torch.equal(p, q)
+    ends = [None] * WORLD  # (passes over the data are each rank's own)
+    end = (result.end["reason"], result.end["step"], [v if math.isfinite(v) else repr(v) for v in result.losses])
+    dist.all_gather_object(ends, end)
+    assert all(end == ends[0] for end in ends), ends
+    return result
+
+
+def _non_finite_on_one_rank_worker(rank, tmp, at_step):
+    calls = []
+
+    def loss_fn(out, target):  # rank 1's loss is inf at `at_step` (before any divergence)
+        calls.append(1)
+        loss = torch.nn.functional.mse_loss(out, target)
+        return loss * math.inf if rank == 1 and len(calls) == at_step + 1 else loss
+
+    data = [_shard(rank, step) for step in range(30)]
+    result = _sweep_on_every_rank(rank, data, loss_fn, num_iter=30, end_lr=1e-3)
+    assert result.end["reason"] == "diverged" and result.end["step"] == at_step
+
+
+def test_range_test_under_ddp_stops_every_rank_when_one_rank_loss_is_not_finite(tmp_path):
+    _run(functools.partial(_non_finite_on_one_rank_worker, at_step=6), tmp_path)
+
+
+def _early_divergence_worker(rank, tmp):
+    data = [_shard(rank, step) for step in range(30)]
+    result = _sweep_on_every_rank(rank, data, start_lr=10.0, end_lr=1e6, num_iter=30)
+    assert result.end["reason"] == "diverged" and result.end["step"] <= 5
+
+
+def test_range_test_under_ddp_diverging_early_stops_every_rank_together(tmp_path):
+    _run(_early_divergence_worker, tmp_path)
+
+
+def _out_of_data_worker(rank, tmp, kind):
+    full = [_shard(rank, step) for step in range(20)]
+    if kind == "one_shot_iterator":  # rank 1's runs out after 7 batches, rank 0's after 20
+        data, expected_steps = iter(full if rank == 0 else full[:7]), 7
+    else:  # rank 1 has no data at all
+        data, expected_steps = (full if rank == 0 else []), 0
+    result = _sweep_on_every_rank(rank, data, num_iter=20, end_lr=1e-2)
+    assert result.end["reason"] == "out_of_data" and len(result.losses) == expected_steps
+
+
+@pytest.mark.parametrize("kind", ["one_shot_iterator", "empty_list"])
+def test_range_test_under_ddp_ends_every_rank_when_one_rank_runs_out_of_data(tmp_path, kind):
+    _run(functools.partial(_out_of_data_worker, kind=kind), tmp_path)
+
+
+def _different_settings_worker(rank, tmp):
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from lrfused.find import range_test
+
+    model = DDP(_model())
+    before = _params_of(model)
+    data = [_shard(rank, step) for step in range(10)]
+    with pytest.raises(ValueError, match=r"same settings on every rank; by rank, end_lr: \[1.0, 2.0\]; num_iter: \[10, 12\]"):
+        range_test(model, data, torch.nn.functional.mse_loss, num_iter=10 + 2 * rank, end_lr=1.0 + rank, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
+def test_range_test_under_ddp_refuses_settings_that_differ_between_ranks(tmp_path):
+    _run(_different_settings_worker, tmp_path)

@@ -57,7 +57,7 @@ def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
     records = [SweepRecord(path="batched_vmap") for _ in range(count)]
     smoothers = [Smoother(config.smooth, config.diverge_threshold) for _ in range(count)]
     running = set(range(count))  # combinations not diverged yet
-    batches = Batches(data)
+    batches = Batches(data, device)
     was_training = model.training
     model.train()
     checked = step = 0

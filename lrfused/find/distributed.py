@@ -1,5 +1,10 @@
 """The range test under torch.distributed (DDP): every rank sees the same averaged losses, so all stop
-at the same step; only rank 0 shows progress and writes files."""
+at the same step; only rank 0 shows progress and writes files.
+
+Every rank must call range_test with the same settings: the sweep's collectives (DDP's gradient
+all-reduce in each backward, the loss average at each check, the agreement on batches below) then
+come in the same order on every rank. The settings are compared once, before the sweep starts.
+"""
 import torch
 import torch.distributed as dist
 
@@ -21,3 +26,28 @@ def average_across_ranks(values):
     values = values.clone()
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values / dist.get_world_size()
+
+
+def sum_across_ranks(counts, device):
+    """Element-wise sums over all ranks of a few small integers (one all-reduce); `counts` itself
+    outside distributed runs. `device`: where the collective runs (the model's device, which NCCL
+    needs)."""
+    if not is_distributed():
+        return list(counts)
+    totals = torch.tensor(counts, dtype=torch.int64, device=device)
+    dist.all_reduce(totals, op=dist.ReduceOp.SUM)
+    return totals.tolist()
+
+
+def check_same_on_every_rank(settings):
+    """Raises ValueError on every rank if any setting differs between ranks (one all-gather): ranks
+    that disagree on num_iter or check_every would wait on each other's collectives forever."""
+    if not is_distributed():
+        return
+    by_rank = [None] * dist.get_world_size()
+    dist.all_gather_object(by_rank, settings)
+    differing = {name: [s.get(name) for s in by_rank] for name in settings}
+    differing = {name: values for name, values in differing.items() if any(v != values[0] for v in values)}
+    if differing:
+        detail = "; ".join(f"{name}: {values}" for name, values in differing.items())
+        raise ValueError(f"range_test under torch.distributed needs the same settings on every rank; by rank, {detail}")

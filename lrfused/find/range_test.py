@@ -7,7 +7,7 @@ import torch
 
 from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
-from lrfused.find.distributed import is_main_rank
+from lrfused.find.distributed import check_same_on_every_rank, is_main_rank
 from lrfused.find.restore import Snapshot
 from lrfused.find.result import RangeTestResult
 from lrfused.find.sweep import SweepConfig, run_sweep
@@ -68,7 +68,8 @@ def range_test(
 
 def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
                    weight_decay, nesterov, check_every, cuda_graph):
-    """range_test's arguments checked (raising before anything runs), as (SweepConfig, loss_fn, device)."""
+    """range_test's arguments checked (raising before anything runs; under torch.distributed, on every
+    rank if the ranks' settings differ), as (SweepConfig, loss_fn, device)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(model.parameters(), None) is None:
@@ -87,7 +88,7 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
     if check_every is None:
         check_every = 10 if device.type == "cuda" else 1
     check_int("check_every", check_every, minimum=1)
-    return SweepConfig(
+    config = SweepConfig(
         start_lr=float(start_lr),
         end_lr=float(end_lr),
         num_iter=num_iter,
@@ -99,7 +100,9 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
         nesterov=nesterov,
         check_every=check_every,
         cuda_graph=cuda_graph,
-    ), loss_fn, device
+    )
+    check_same_on_every_rank(vars(config))
+    return config, loss_fn, device
 
 
 def result_of(record, config, device, started):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lrfused.find.analysis import Smoother
-from lrfused.find.distributed import average_across_ranks
+from lrfused.find.distributed import average_across_ranks, is_distributed, sum_across_ranks
 from lrfused.ramp import FusedRampSGD
 
 WARMUP_STEPS = 3  # eager steps before capture: the optimizer state and autograd's buffers exist then
@@ -54,27 +54,58 @@ class SweepRecord:
 
 class Batches:
     """(inputs, targets) batches from `data`, starting a new pass when one ends, unless `data` is a
-    one-shot iterator (then OutOfData)."""
+    one-shot iterator (then OutOfData).
 
-    def __init__(self, data):
+    Under torch.distributed every rank takes a batch or none: when one rank's data runs out, the
+    sweep ends there on every rank (a rank that stopped alone would leave the others waiting in
+    DDP's all-reduce). The ranks agree with one small all-reduce at the first batch, and at every
+    batch if some rank's data can run out (a one-shot iterator, or an iterable without a length);
+    data with a length, cycled, cannot.
+    """
+
+    def __init__(self, data, device):
         self._data = data
+        self._device = device
         self._one_shot = isinstance(data, collections.abc.Iterator)
+        self._can_run_out = self._one_shot or not _has_length(data)
         self._iterator = iter(data)
         self.passes = 1
+        self.agree_each_batch = None  # known after the first batch
 
     def next(self):
+        batch = self._take()
+        missing = batch is None
+        if self.agree_each_batch is not False:
+            missing_ranks, ranks_that_can_run_out = sum_across_ranks([missing, self._can_run_out], self._device)
+            if self.agree_each_batch is None:
+                self.agree_each_batch = is_distributed() and ranks_that_can_run_out > 0
+            missing = missing_ranks > 0
+        if missing:
+            raise OutOfData
+        return batch
+
+    def _take(self):
+        """This rank's next batch, or None if its data ran out."""
         try:
             return _as_pair(next(self._iterator))
         except StopIteration:
             pass
         if self._one_shot:
-            raise OutOfData
+            return None
         self._iterator = iter(self._data)
         self.passes += 1
         try:
             return _as_pair(next(self._iterator))
         except StopIteration:
-            raise OutOfData from None
+            return None
+
+
+def _has_length(data):
+    try:
+        len(data)
+    except TypeError:
+        return False
+    return True
 
 
 def _as_pair(batch):
@@ -104,7 +135,7 @@ def run_sweep(model, data, loss_fn, config, progress):
         nesterov=config.nesterov,
     )
     history = torch.full((config.num_iter,), math.nan, dtype=torch.float32, device=device)
-    batches = Batches(data)
+    batches = Batches(data, device)
     record = SweepRecord()
     model.train()
 
@@ -133,7 +164,7 @@ def run_sweep(model, data, loss_fn, config, progress):
                 record.end = "out_of_data"
                 break
             x, y = _to_device(x, device), _to_device(y, device)
-            if use_graph and step == 0:
+            if use_graph and step == 0 and not batches.agree_each_batch:  # (else every rank's next batch is a collective)
                 preloaded = _preload(batches, x, y, config.num_iter, device)
             if use_graph and step >= WARMUP_STEPS and graph is None and record.fallback_reason is None:
                 static_x, static_y = x.clone(), y.clone()
