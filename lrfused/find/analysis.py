@@ -8,10 +8,21 @@ Definitions (all on the bias-corrected exponential moving average of the loss, "
   best = min(smoothed[:i]). For positive losses this is the classic smoothed[i] > threshold * best;
   written as a rise over |best| it also holds for losses that go negative.
 - minimum: the LR at the lowest smoothed loss, divided by 10.
-- steep: the LR of steepest descent, d smoothed / d log10(lr) most negative, before the minimum.
+- steep: the LR of steepest descent, d smoothed / d log10(lr) most negative, at a point strictly
+  before the minimum (central differences inside, a forward one at the first point). The
+  minimum's own slope is left out: its one-sided difference ends on the minimum, and on a sharp
+  minimum it is the steepest, which put "steep" at the bottom of the valley.
 - valley (fastai): the middle of the longest stretch over which the smoothed loss keeps falling (its
   longest decreasing subsequence from start to end): the LR at start + int(L/3) + int(L/6),
   L = end - start.
+
+Against fastai's lr_find (same three names): fastai drops the first tenth and the last 5 points of
+the curve before it suggests, since its sweep runs a fixed length into the blow-up; here the sweep
+stops at divergence and the diverged step is left out, and the bias-corrected average makes the
+first points usable, so nothing is trimmed. minimum and valley are fastai's definitions on the curve
+they are given. fastai's steep is the left point of the steepest forward difference anywhere on the
+curve, so on a noisy curve it can fall past the minimum; here it is looked for before the minimum
+only, with central differences, which estimate the slope at the point itself.
 
 The recommended 1cycle max_lr is a third of the LR at the lowest smoothed loss: half a decade below
 where the loss stops falling, not at the minimum itself, where training is already unstable. The
@@ -73,10 +84,10 @@ def suggest(lrs, smoothed):
         return {"valley": None, "steep": None, "minimum": None}
     lowest = int(np.argmin(losses))
     out = {"minimum": float(lrs[lowest] / 10)}
-    if lowest >= 2:
-        slopes = np.gradient(losses[: lowest + 1], np.log10(lrs[: lowest + 1]))
+    if lowest >= 1:
+        slopes = np.gradient(losses[: lowest + 1], np.log10(lrs[: lowest + 1]))[:lowest]
         out["steep"] = float(lrs[int(np.argmin(slopes))])
-    else:
+    else:  # the loss never fell below its first value
         out["steep"] = None
     out["valley"] = float(lrs[valley_index(losses)])
     return out
@@ -111,7 +122,6 @@ def recommend(suggestions, end_lr):
         "lr_at_minimum": lr_at_minimum,
         # The loss still fell at the end of the sweep: the true bound may lie higher.
         "still_falling_at_end": lr_at_minimum >= end_lr * 0.999,
-        "base_lr": base_lr,
         "one_cycle": f"lrfused.FusedOneCycleSGD(model.parameters(), max_lr={max_lr:.3g}, total_steps=len(loader) * epochs)",
         "cyclic": (
             f"lrfused.FusedCyclicSGD(model.parameters(), base_lr={base_lr:.3g}, max_lr={max_lr:.3g}, "
