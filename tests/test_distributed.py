@@ -4,7 +4,6 @@ import datetime
 import functools
 import math
 import os
-import socket
 import sys
 
 import pytest
@@ -21,21 +20,19 @@ STEPS = 6
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(worker, tmp_path):
-    mp.spawn(_entry, args=(worker, _free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_entry, args=(worker, str(tmp_path)), nprocs=WORLD, join=True)
 
 
-def _entry(rank, worker, port, tmp):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _entry(rank, worker, tmp):
     torch.set_num_threads(1)
-    # A minute, not gloo's default half hour: a rank left waiting fails the test instead of hanging it.
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=datetime.timedelta(seconds=60))
+    # Five minutes, not gloo's default half hour: a rank left waiting fails the test rather than hang
+    # it, with room for a loaded machine.
+    # The ranks meet through a file in the test's own folder: no port to race other processes for.
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=WORLD,
+        timeout=datetime.timedelta(seconds=300),
+    )
     try:
         worker(rank, tmp)
     finally:
