@@ -71,8 +71,11 @@ if ((!DRY_RUN)); then
   grep "lrfused: building" "$OUT/build.log"
 
   # (torch.compile on the CPU and the gloo multi-process tests: CI covers them; this file: its dry run)
-  stage tests 140 "$OUT/tests.log" $PY -m pytest tests -q -p no:cacheprovider --maxfail=20 \
-    --ignore=tests/test_compile.py --ignore=tests/test_distributed.py --ignore=tests/test_gpu_check.py
+  # pytest-xdist, where installed, runs four test files at a time (each worker with 4 CPU threads).
+  parallel=()
+  if $PY -c "import xdist" 2>/dev/null; then parallel=(-n 4 --dist loadfile); fi
+  stage tests 140 "$OUT/tests.log" env OMP_NUM_THREADS=4 $PY -m pytest tests -q -p no:cacheprovider --maxfail=20 \
+    "${parallel[@]}" --ignore=tests/test_compile.py --ignore=tests/test_distributed.py --ignore=tests/test_gpu_check.py
   tail -25 "$OUT/tests.log"
 fi
 

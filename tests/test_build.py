@@ -55,7 +55,7 @@ def test_lrfused_cuda_0_builds_cpu_only():
 
 
 @pytest.mark.skipif(torch.version.cuda is None, reason="a CPU-only torch never builds the CUDA path")
-def test_setup_py_says_why_it_builds_cpu_only(tmp_path):
+def test_setup_py_says_why_it_builds_cpu_only_in_a_subprocess(tmp_path):
     """The whole script (`--name` decides and reports without building), against CUDA 11.8."""
     environ = {k: v for k, v in os.environ.items() if k not in ("TORCH_CUDA_ARCH_LIST", "CUDA_PATH", "LRFUSED_CUDA")}
     environ["CUDA_HOME"] = str(fake_toolkit(tmp_path, "11.8"))

@@ -8,7 +8,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_the_gpu_checks_python_stages_run(tmp_path):
+def test_the_gpu_checks_python_stages_run_in_a_subprocess(tmp_path):
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     environ.update(OUT=str(tmp_path), PYTHON=sys.executable)
     run = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), "--dry-run"], cwd=tmp_path,
