@@ -287,14 +287,14 @@ class FusedSGD(Optimizer):
 
     def get_last_lr(self):
         """The LR of each group for the next step, as torch's schedulers' get_last_lr()."""
-        if self._host_step is None:
+        if self._host_step is None or self._captured:
             self._show_schedule_values(sync=True)
         return [group["lr"] for group in self.param_groups]
 
     @property
     def schedule_step(self):
         """How many steps this optimizer's schedule has taken."""
-        if self._host_step is None:
+        if self._host_step is None or self._captured:
             self._show_schedule_values(sync=True)
         return self._host_step
 
@@ -446,7 +446,10 @@ class FusedSGD(Optimizer):
 
     def _note_capture(self, kernel_groups):
         """A captured step runs at each replay, not now: the host count becomes unknown (read from
-        the device when asked), and the tables the graph reads are kept."""
+        the device when asked), and the tables the graph reads are kept. From now on replays may
+        advance the counter behind the host's back: schedule_step and get_last_lr() read the device
+        every time, and the host count read last is a lower bound (the end-of-schedule check may
+        then raise late, never early)."""
         self._host_step = None
         self._captured = True
         self._graph_tables.extend(g.table for g in kernel_groups if g.table is not None)

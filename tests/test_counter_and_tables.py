@@ -101,8 +101,9 @@ def test_load_state_dict_writes_the_counter_in_place():
 
 @requires_cuda()
 def test_a_captured_step_leaves_the_host_count_unknown_until_read():
-    """Capture records the step without running it: schedule_step and group['lr'] stay at the last
-    eager step, replays move them, and the end-of-schedule check holds after the replays."""
+    """Capture records the step without running it: schedule_step and get_last_lr() stay at the
+    last eager step; after a capture they read the device each time (replays move the counter), and
+    the end-of-schedule check holds after the replays."""
     total, warmup = 6, 2
     params = [torch.randn(300, device="cuda")]
     opt = lrfused.FusedOneCycleSGD(params, max_lr=0.2, total_steps=total)
@@ -118,7 +119,9 @@ def test_a_captured_step_leaves_the_host_count_unknown_until_read():
         twin.param_groups[0]["params"][0].grad = torch.zeros(300, device="cuda")
         twin.step()
     assert opt.get_last_lr() == twin.get_last_lr()
-    for _ in range(total - warmup):
+    graph.replay()
+    assert opt.schedule_step == warmup + 1
+    for _ in range(total - warmup - 1):
         graph.replay()
     assert opt.schedule_step == total
     with pytest.raises(ValueError, match=f"Tried to step {total + 1} times"):
