@@ -1,15 +1,21 @@
 """Interleaved A/B timing of one layout's step, torch fused SGD + OneCycleLR against lrfused, in one
 process: rounds alternate between the two, so a noisy machine slows both alike.
 
-    cd benchmarks && python ab_step.py resnet18 [--dtype bf16] [--rounds 15]
+    python benchmarks/ab_step.py resnet18 [--dtype bf16] [--rounds 15]
 """
 import argparse
+import os
+import sys
 import time
 
-import torch
+# The repo root first: lrfused is built in place there, not installed (this file's folder, which
+# Python puts first, has only the benchmark helpers).
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from layouts import LAYOUTS
-from providers import make_params, make_step
+import torch  # noqa: E402
+
+from layouts import LAYOUTS  # noqa: E402
+from providers import make_params, make_step  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

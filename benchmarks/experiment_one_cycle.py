@@ -13,7 +13,7 @@ weights. Reports the final validation accuracy and the epochs to reach a target 
 spread over seeds), and plots the mean validation accuracy per epoch.
 
     python benchmarks/experiment_one_cycle.py [--seeds 5] [--epochs 6] [--target 0.97] [--hard]
-                                              [--width 1] [--device cpu]
+                                              [--width 1] [--device cpu] [--sweep-steps 100]
 
 --hard makes the task harder: a third of the training data and random pixel shifts of +-1.
 --width multiplies the CNN's channels (a larger model; gpu_check.sh runs --width 8 on the GPU).
@@ -25,12 +25,16 @@ import os
 import statistics
 import sys
 
-import torch
+# The repo root first: lrfused is built in place there, not installed (this file's folder, which
+# Python puts first, has only the benchmark helpers).
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import lrfused
-from lrfused.find import range_test
-from lrfused.find.builtin import digits_cnn, digits_split
-from lrfused.find.train import evaluate, train
+import torch  # noqa: E402
+
+import lrfused  # noqa: E402
+from lrfused.find import range_test  # noqa: E402
+from lrfused.find.builtin import digits_cnn, digits_split  # noqa: E402
+from lrfused.find.train import evaluate, train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOMENTUM, WEIGHT_DECAY, BATCH = 0.9, 5e-4, 64
@@ -115,6 +119,7 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=HERE)
+    parser.add_argument("--sweep-steps", type=int, default=100, help="steps of each seed's range test")
     args = parser.parse_args(argv)
 
     curves = {p: [] for p in POLICIES}
@@ -124,7 +129,7 @@ def main(argv=None):
         train_loader, test_loader = loaders(seed, args.hard)
         model = digits_cnn(args.width).to(args.device)
         initial = copy.deepcopy(model.state_dict())
-        result = range_test(model, train_loader, progress=False)
+        result = range_test(model, train_loader, num_iter=args.sweep_steps, progress=False)
         lrs = {"max_lr": result.recommendation["max_lr"], "constant": result.suggestions["minimum"]}
         sweeps.append(lrs)
         for policy in POLICIES:

@@ -3,6 +3,7 @@ a step counter kept on the params' device. The drop-ins (FusedOneCycleSGD, ...) 
 their schedule and torch's scheduler arguments.
 """
 import operator
+import warnings
 from typing import NamedTuple, Optional
 
 import torch
@@ -49,9 +50,18 @@ def spread_per_group(groups, defaults, name, value, per_group_values):
         defaults[name] = value
 
 
+def _capturing(device):
+    """Whether `device`'s current stream is capturing a CUDA graph (a step then runs at each replay,
+    not now). Asked of the params' device, which need not be the current one."""
+    if device.type != "cuda":
+        return False
+    with torch.cuda.device(device):
+        return torch.cuda.is_current_stream_capturing()
+
+
 def _refuse_state_creation_in_capture(param):
     """Momentum state made inside a CUDA graph capture would be re-zeroed on every replay."""
-    if param.is_cuda and torch.cuda.is_current_stream_capturing():
+    if _capturing(param.device):
         raise RuntimeError(
             "step() is being captured in a CUDA graph before the optimizer's momentum state exists: "
             "take at least one eager step (with every param that will have a grad) before capturing"
@@ -192,6 +202,9 @@ class FusedSGD(Optimizer):
         self.count_skipped_steps = count_skipped_steps
         self._device = None
         self._configs = {}  # group index -> _KernelGroup
+        # Whether a CUDA graph captured a step, and the table schedules' device tables that captured
+        # steps read: a graph holds their addresses, so they live as long as the optimizer.
+        self._captured, self._graph_tables = False, []
         super().__init__(groups, defaults)
         # The kernel's step counter, and a host copy of it so that step() never reads the device
         # (None while unknown: after a GradScaler step on CUDA that may not have counted, or a
@@ -245,9 +258,10 @@ class FusedSGD(Optimizer):
             return loss
         self._check_can_step()
         created = self._refresh_plan()
-        kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
         if self._plan_first_param is not None and self._plan_first_param.device != self._step.device:
-            self._step = self._step.to(self._plan_first_param.device)  # the model moved after construction
+            # The model moved after construction; before the configs, whose tables follow the counter.
+            self._step = self._step.to(self._plan_first_param.device)
+        kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
         grads = None
         if self._plan_has_dtensors:
             grads = [None if p.grad is None else _local(p.grad) for p in self._plan_params]
@@ -264,20 +278,23 @@ class FusedSGD(Optimizer):
         except Exception:
             self._forget_state(created)
             raise
-        self._count_host_step(found_inf)
+        if _capturing(self._step.device):
+            self._note_capture(kernel_groups)
+        else:
+            self._count_host_step(found_inf)
         self._show_schedule_values(kernel_groups)
         return loss
 
     def get_last_lr(self):
         """The LR of each group for the next step, as torch's schedulers' get_last_lr()."""
-        if self._host_step is None:
+        if self._host_step is None or self._captured:
             self._show_schedule_values(sync=True)
         return [group["lr"] for group in self.param_groups]
 
     @property
     def schedule_step(self):
         """How many steps this optimizer's schedule has taken."""
-        if self._host_step is None:
+        if self._host_step is None or self._captured:
             self._show_schedule_values(sync=True)
         return self._host_step
 
@@ -295,6 +312,7 @@ class FusedSGD(Optimizer):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._configs = {}  # compiled per-group configs are rebuilt on demand
+        self._captured, self._graph_tables = False, []  # the graphs belong to the original
         self._track_state()
 
     def state_dict(self):
@@ -308,6 +326,9 @@ class FusedSGD(Optimizer):
         """Loads a state saved by this class, or a torch.optim.SGD state (its momentum buffers).
 
         A state without a schedule step (torch.optim.SGD's) keeps this optimizer's schedule position.
+        A lower schedule step restarts the schedule and keeps the momentum buffers. The step counter
+        is written in place, but torch's loader replaces the momentum buffers and master copies, which
+        a CUDA graph captured before the load still points at: capture the graph again after a load.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
@@ -318,15 +339,21 @@ class FusedSGD(Optimizer):
                 raise TypeError(f"state_dict['{key}'] must be a {kind.__name__}, got {type(state_dict[key]).__name__}")
         step = _checked_schedule_step(state_dict.get(SCHEDULE_STEP))
         self._check_loaded_buffers(state_dict)
+        if self._captured:
+            warnings.warn(
+                "load_state_dict after a CUDA graph captured this optimizer's step: the graph still points "
+                "at the old momentum buffers; capture it again before replaying it",
+                stacklevel=2,
+            )
         groups_before = self.param_groups
         super().load_state_dict(state_dict)
         for before, loaded in zip(groups_before, self.param_groups):
             for name, value in before.items():  # keys a foreign state lacks keep their values
                 loaded.setdefault(name, value)
-        self._restore_state_dtypes(state_dict)
         if step is not None:
-            self._step = torch.tensor(step, dtype=torch.int64, device=self._device)
+            self._step.fill_(step)  # in place: a captured graph holds the counter's address
             self._host_step = step
+        self._restore_state_dtypes(state_dict)
         self._configs.clear()
         self._show_schedule_values()
 
@@ -416,6 +443,16 @@ class FusedSGD(Optimizer):
     @_host_step.setter
     def _host_step(self, value):
         self._host_count[0] = value
+
+    def _note_capture(self, kernel_groups):
+        """A captured step runs at each replay, not now: the host count becomes unknown (read from
+        the device when asked), and the tables the graph reads are kept. From now on replays may
+        advance the counter behind the host's back: schedule_step and get_last_lr() read the device
+        every time, and the host count read last is a lower bound (the end-of-schedule check may
+        then raise late, never early)."""
+        self._host_step = None
+        self._captured = True
+        self._graph_tables.extend(g.table for g in kernel_groups if g.table is not None)
 
     def _count_host_step(self, found_inf):
         """Advances the host's copy of the counter as the kernel advanced the device's."""
@@ -563,9 +600,14 @@ class FusedSGD(Optimizer):
 
     def _restore_state_dtypes(self, state_dict):
         """torch's loader casts every state tensor to its param's dtype: the first-step flags are
-        int64 and a master copy and its buffer float32, so those are taken again from the given state."""
+        int64 and a master copy and its buffer float32, so those are taken again from the given state.
+
+        A flag at or past the (loaded) counter becomes WRITTEN_ELSEWHERE: every flag stays below the
+        counter, which the CUDA kernel relies on to tell "first written earlier in this step" (flag ==
+        step) from "written before", so a restarted schedule keeps its buffers on every device."""
         params = [p for group in self.param_groups for p in group["params"]]
         loaded = state_dict["state"]
+        counter = self._host_step if self._host_step is not None else int(self._step.item())
         for key, p in enumerate(params):
             state = self.state.get(p)
             if state is None:
@@ -574,6 +616,8 @@ class FusedSGD(Optimizer):
             if isinstance(state.get(MOMENTUM_BUFFER), torch.Tensor):
                 first = given.get(MOMENTUM_FIRST_STEP)
                 first = _C.WRITTEN_ELSEWHERE if first is None else int(first.item())
+                if first >= counter:
+                    first = _C.WRITTEN_ELSEWHERE
                 state[MOMENTUM_FIRST_STEP] = torch.tensor(first, dtype=torch.int64, device=p.device)
             if isinstance(given.get(MASTER_PARAM), torch.Tensor):
                 state[MASTER_PARAM] = given[MASTER_PARAM].to(device=p.device, dtype=torch.float32).clone()

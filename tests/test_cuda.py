@@ -58,8 +58,8 @@ def test_graph_replay_advances_the_schedule_like_eager_steps():
     with torch.cuda.graph(graph):
         loss_fn(graphed(static_x), static_y).backward()
         opt.step()
-    # Capture recorded but did not run the step; its host count moved by one, the device's did not.
-    assert int(opt._step) == warmup
+    # Capture recorded but did not run the step: neither count moved.
+    assert int(opt._step) == warmup and opt.schedule_step == warmup
     for x, y in data[warmup:]:
         static_x.copy_(x)
         static_y.copy_(y)

@@ -157,7 +157,10 @@ __device__ __forceinline__ void update_block(const TensorMeta& t, const GroupCon
     first = false;
     if (!skip && value.momentum != 0.0 && t.buf != nullptr) {
       // Every block of this tensor reads the flag; a block that runs after another one wrote it
-      // still sees this step's value and so also treats the step as the first.
+      // still sees this step's value and so also treats the step as the first. (flag == step
+      // means "written in this step" because every earlier flag is below the counter: the kernels
+      // only advance it, and load_state_dict rewrites flags at or above a loaded counter. So this
+      // is the CPU's rule, flag == kNeverWritten, evaluated per block.)
       const int64_t first_step = *t.first_step;
       first = first_step == kNeverWritten || first_step == step;
       if (first_step == kNeverWritten) {

@@ -8,6 +8,7 @@ only copies each batch into static input buffers. Anything the capture cannot ha
 eager steps, with the reason recorded.
 """
 import collections.abc
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -121,6 +122,13 @@ def _to_device(x, device):
 def run_sweep(model, data, loss_fn, config, progress):
     """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord."""
     device = next(model.parameters()).device
+    # The model's device made current (it need not be cuda:0), so that its work runs on the streams
+    # the sweep sets up and captures.
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        return _sweep(model, data, loss_fn, config, progress, device)
+
+
+def _sweep(model, data, loss_fn, config, progress, device):
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no parameters that require grad: there is nothing to sweep")
@@ -153,8 +161,9 @@ def run_sweep(model, data, loss_fn, config, progress):
     use_graph = config.cuda_graph and device.type == "cuda"
     smoother = Smoother(config.smooth, config.diverge_threshold)
     checked, step = 0, 0
+    counter_checked = False
     start = time.perf_counter()
-    stream = torch.cuda.Stream() if use_graph else None
+    stream = torch.cuda.Stream(device) if use_graph else None
     static_x = static_y = preloaded = None
     try:
         while step < config.num_iter:
@@ -169,7 +178,7 @@ def run_sweep(model, data, loss_fn, config, progress):
             if use_graph and step >= WARMUP_STEPS and graph is None and record.fallback_reason is None:
                 static_x, static_y = x.clone(), y.clone()
                 capture_start = time.perf_counter()
-                graph, reason = _capture(train_step, static_x, static_y, opt)
+                graph, reason = _capture(train_step, static_x, static_y, opt, device)
                 record.timings["capture_s"] = time.perf_counter() - capture_start
                 if graph is None:
                     record.fallback_reason = reason
@@ -179,16 +188,19 @@ def run_sweep(model, data, loss_fn, config, progress):
                 static_y.copy_(y, non_blocking=True)
                 graph.replay()
             elif use_graph and step < WARMUP_STEPS:
-                stream.wait_stream(torch.cuda.current_stream())
+                stream.wait_stream(torch.cuda.current_stream(device))
                 with torch.cuda.stream(stream):
                     train_step(x, y)
-                torch.cuda.current_stream().wait_stream(stream)
+                torch.cuda.current_stream(device).wait_stream(stream)
             else:  # CPU, a fallback, or a batch whose shape the graph was not captured for
                 train_step(x, y, set_to_none=graph is None)
             step += 1
             if preloaded is not None:
                 batches = preloaded
             if step - checked >= config.check_every or step == config.num_iter:
+                if not counter_checked and (graph is not None or not use_graph):  # warm-up over
+                    _check_steps_ran(opt, step)
+                    counter_checked = True
                 # the one sync of this chunk; under DDP the mean over ranks, so all ranks stop together
                 losses = average_across_ranks(history[checked:step]).tolist()
                 for i, loss in enumerate(losses, start=checked):
@@ -210,15 +222,29 @@ def run_sweep(model, data, loss_fn, config, progress):
     return record
 
 
-def _capture(train_step, static_x, static_y, opt):
+def _check_steps_ran(opt, steps):
+    """Once, after the first chunk on the sweep's final path: the counter moved once per step. A graph whose work ran on a stream
+    it did not capture is empty, and its replays would leave NaN losses that read as divergence."""
+    counted = int(opt._step)
+    if counted != steps:
+        raise RuntimeError(
+            f"the sweep's training steps did not run: the optimizer counted {counted} of {steps} steps "
+            "(an empty CUDA graph: the model's work ran on a stream that was not captured); "
+            "run with cuda_graph=False"
+        )
+
+
+def _capture(train_step, static_x, static_y, opt, device):
     """A CUDA graph of one training step, or (None, reason) if it cannot be captured."""
     graph = torch.cuda.CUDAGraph()
     opt.zero_grad(set_to_none=True)  # grads are allocated inside the graph's pool, static across replays
     try:
-        with torch.cuda.graph(graph):
+        # A stream of the model's device: torch's default capture stream is made on whichever
+        # device was current the first time any graph was captured.
+        with torch.cuda.graph(graph, stream=torch.cuda.Stream(device)):
             train_step(static_x, static_y, set_to_none=False)
     except Exception as error:  # the model syncs, allocates host memory, has dynamic control flow...
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
         return None, f"CUDA graph capture failed ({type(error).__name__}: {str(error).splitlines()[0]}); ran eager"
     return graph, None
 

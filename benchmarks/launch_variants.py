@@ -1,0 +1,112 @@
+"""A few steps of each way the CUDA step launches, small enough for compute-sanitizer (gpu_check.sh
+runs memcheck and racecheck over this script instead of over pytest): one by-value launch, the
+device-table launch (an eager step over more than 160 tensors), by-value launches under CUDA graph
+capture (replayed), master weights, GradScaler (a skipped step included), a table schedule, and
+misaligned views (the scalar fallback).
+
+    python benchmarks/launch_variants.py [--device cpu]
+
+--device cpu (CI's dry run) runs the same steps on the CPU, the graph capture left out.
+"""
+import argparse
+import os
+import sys
+
+# The repo root first: lrfused is built in place there, not installed.
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+import lrfused  # noqa: E402
+from lrfused.schedules import Table  # noqa: E402
+
+MANY = 200  # tensors: more than one launch's argument holds (160)
+
+
+def _params(sizes, device, dtype=torch.float32):
+    params = [torch.randn(n, device=device, dtype=dtype) for n in sizes]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    return params
+
+
+def by_value(device):
+    opt = lrfused.FusedOneCycleSGD(_params([1, 300, 4097], device), max_lr=0.1, total_steps=10, nesterov=True)
+    for _ in range(3):
+        opt.step()
+
+
+def device_table(device):
+    params = _params([1 + i % 7 * 50 for i in range(MANY)], device)
+    groups = [{"params": params[i::3], "weight_decay": 1e-3 * i} for i in range(3)]
+    opt = lrfused.FusedCyclicSGD(groups, base_lr=0.01, max_lr=0.1, step_size_up=2)
+    for _ in range(3):
+        opt.step()
+
+
+def captured(device):
+    if device != "cuda":
+        return "skipped: CUDA graphs only"
+    params = _params([1 + i % 7 * 50 for i in range(MANY)], device)
+    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10)
+    opt.step()  # eager: makes the momentum state
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+    for _ in range(3):
+        graph.replay()
+    return None
+
+
+def master_weights(device):
+    params = _params([1, 300, 4097], device, torch.bfloat16) + _params([257], device, torch.float16)
+    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10, master_weights=True)
+    for _ in range(3):
+        opt.step()
+
+
+def grad_scaler(device):
+    params = [p.requires_grad_() for p in _params([1, 300, 4097], device, torch.bfloat16)]
+    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10, master_weights=True)
+    scaler = torch.amp.GradScaler(device, init_scale=2.0**16)
+    for step in range(3):
+        opt.zero_grad()
+        loss = sum(p.float().square().sum() for p in params) * (float("inf") if step == 1 else 1.0)  # 1: skipped
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+
+def table(device):
+    opt = lrfused.FusedSGD(_params([300, 4097], device), lr=0.1, momentum=0.9, schedule=Table([1.0, 0.5, 0.25]))
+    for _ in range(3):
+        opt.step()
+
+
+def misaligned(device):
+    bases = _params([2, 302, 4099], device)
+    params = [b.detach()[1:] for b in bases]  # one element past the start: not 16-byte aligned
+    for p in params:
+        p.grad = torch.randn(p.numel() + 1, device=device)[1:]
+    opt = lrfused.FusedCyclicSGD(params, base_lr=0.01, max_lr=0.1, step_size_up=2, weight_decay=1e-3)
+    for _ in range(3):
+        opt.step()
+
+
+VARIANTS = [by_value, device_table, captured, master_weights, grad_scaler, table, misaligned]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    args = parser.parse_args(argv)
+    for variant in VARIANTS:
+        note = variant(args.device)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        print(f"{variant.__name__}: {note or 'ran'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
