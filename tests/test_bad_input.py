@@ -84,14 +84,13 @@ def test_constructor_rejects(make, error, message):
     "params, error, message",
     [
         ([torch.zeros(3, dtype=torch.int64)], TypeError, "param 0 of param group 0 has dtype torch.int64"),
-        ([torch.zeros(3, dtype=torch.complex64)], TypeError, "has dtype torch.complex64"),
+        ([torch.zeros(3, dtype=torch.complex32)], TypeError, "has dtype torch.complex32"),
         ([torch.zeros(3).to_sparse()], ValueError, "must be a dense \\(strided\\) tensor, got layout torch.sparse_coo"),
-        ([torch.zeros(4, 4)[:, ::2]], ValueError, "must be contiguous or a permutation of a contiguous tensor"),
         ([torch.zeros(3), torch.zeros(3, device="meta")], ValueError, "all params must be on one device"),
         ([], ValueError, "params is an empty list"),
         (torch.zeros(3), TypeError, "params must be an iterable of Tensors or of dicts, got a single Tensor"),
     ],
-    ids=["int", "complex", "sparse", "strided_view", "two_devices", "empty", "bare_tensor"],
+    ids=["int", "complex32", "sparse", "two_devices", "empty", "bare_tensor"],
 )
 def test_bad_params(params, error, message):
     with pytest.raises(error, match=message):
