@@ -177,7 +177,8 @@ class FusedSGD(Optimizer):
     ``lr``), ``OneCycle(...)``, ``Cyclic(...)``, ``WarmRestarts(...)``, ``WarmupCosine(...)``,
     ``Ramp(...)`` or ``Table(...)`` (a per-step table, for any schedule you can write as a function
     of the step). ``lr`` is the base LR the schedules that scale one use (``Constant``,
-    ``WarmupCosine``, ``Table``). Past the end of a schedule of fixed length (1cycle, warm-up +
+    ``WarmupCosine``, ``Table``); with ``Constant`` it may be a one-element tensor, as torch's
+    optimizers take it, read by the kernel at every step. Past the end of a schedule of fixed length (1cycle, warm-up +
     cosine, a table) ``step()`` raises ``ValueError`` as OneCycleLR does, unless
     ``hold_final_lr=True``; a step replayed from a CUDA graph always holds.
 
