@@ -286,8 +286,21 @@ class FusedSGD(Optimizer):
         grad_scale = getattr(self, "grad_scale", None)
         found_inf = getattr(self, "found_inf", None)
         if torch.compiler.is_compiling():
-            self._compiled_step(grad_scale, found_inf)
+            if any(p.is_complex() for group in self.param_groups for p in group["params"]):
+                self._step_outside_graph(grad_scale, found_inf)
+            else:
+                self._compiled_step(grad_scale, found_inf)
             return loss
+        self._eager_step(grad_scale, found_inf)
+        return loss
+
+    @torch.compiler.disable
+    def _step_outside_graph(self, grad_scale, found_inf):
+        """A compiled step with complex params runs eagerly (a graph break): inductor cannot take the
+        op's writes through their torch.view_as_real views."""
+        self._eager_step(grad_scale, found_inf)
+
+    def _eager_step(self, grad_scale, found_inf):
         self._check_can_step()
         created = self._refresh_plan()
         kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
@@ -311,7 +324,6 @@ class FusedSGD(Optimizer):
             raise
         self._count_host_step(found_inf)
         self._show_schedule_values(kernel_groups)
-        return loss
 
     def get_last_lr(self):
         """The LR of each group for the next step, as torch's schedulers' get_last_lr()."""
@@ -576,7 +588,7 @@ class FusedSGD(Optimizer):
         config.maximize = group["maximize"]
         rows = self.schedule.table(group)
         table = None if rows is None else torch.tensor(rows, dtype=torch.float64, device=self._step.device)
-        lr = group["lr"] if isinstance(group["lr"], torch.Tensor) else None
+        lr = group["lr"] if self.schedule.takes_tensor_lr and isinstance(group["lr"], torch.Tensor) else None
         self._configs[index] = cached = _KernelGroup(inputs, config, table, rows, _C.config_to_vector(config), lr)
         return cached
 
