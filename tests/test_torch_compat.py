@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lrfused
-from conftest import DEVICES, dtype_id
+from conftest import DEVICES, dtype_id, requires_cuda
 from lrfused.schedules import OneCycle
 
 OPTIONS = [
@@ -252,6 +252,31 @@ def test_a_tensor_lr_on_the_cpu_drives_params_elsewhere():
     step_both(fused, reference, fused_params, reference_params)
     fused.param_groups[0]["lr"].fill_(0.02), reference.param_groups[0]["lr"].fill_(0.02)
     step_both(fused, reference, fused_params, reference_params)
+
+
+@requires_cuda()
+def test_a_captured_step_reads_the_tensor_lr_changed_between_replays():
+    """What torch's tensor lr is for: a scheduler can change it in place and a replayed graph uses it."""
+    fused_params, reference_params = twins(torch.randn(1000, device="cuda"))
+    lr, reference_lr = torch.tensor(0.1, device="cuda"), torch.tensor(0.1, device="cuda")
+    fused = lrfused.FusedSGD(fused_params, lr=lr, momentum=0.9)
+    reference = torch.optim.SGD(reference_params, lr=reference_lr, momentum=0.9, foreach=False)
+    grad = torch.randn(1000, device="cuda")
+    fused_params[0].grad, reference_params[0].grad = grad, grad.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fused.step()  # the momentum state exists before capture
+    torch.cuda.current_stream().wait_stream(stream)
+    reference.step()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fused.step()
+    for value in (0.05, 0.2, 0.01):
+        lr.fill_(value), reference_lr.fill_(value)
+        graph.replay()
+        reference.step()
+        torch.testing.assert_close(fused_params[0], reference_params[0])
 
 
 def test_a_tensor_lr_survives_the_state_dict():
