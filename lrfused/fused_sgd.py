@@ -164,7 +164,9 @@ def _split_names(group, index):
         )
     for i, pair in enumerate(group["params"]):
         if len(pair) != 2:
-            raise TypeError(f"params: param {i} of param group {index} must be a (name, tensor) pair, got {len(pair)} items")
+            raise TypeError(
+                f"params: param {i} of param group {index} must be a (name, tensor) pair, got {len(pair)} items"
+            )
     group["param_names"] = [name for name, _ in group["params"]]
     group["params"] = [p for _, p in group["params"]]
 
@@ -178,8 +180,8 @@ class FusedSGD(Optimizer):
     ``Ramp(...)`` or ``Table(...)`` (a per-step table, for any schedule you can write as a function
     of the step). ``lr`` is the base LR the schedules that scale one use (``Constant``,
     ``WarmupCosine``, ``Table``); with ``Constant`` it may be a one-element tensor, as torch's
-    optimizers take it, read by the kernel at every step. Past the end of a schedule of fixed length (1cycle, warm-up +
-    cosine, a table) ``step()`` raises ``ValueError`` as OneCycleLR does, unless
+    optimizers take it, read by the kernel at every step. Past the end of a schedule of fixed length
+    (1cycle, warm-up + cosine, a table) ``step()`` raises ``ValueError`` as OneCycleLR does, unless
     ``hold_final_lr=True``; a step replayed from a CUDA graph always holds.
 
     ``master_weights=True`` keeps a float32 copy of each float16 / bfloat16 param (and a float32

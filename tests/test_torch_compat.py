@@ -101,7 +101,7 @@ def test_state_dicts_load_between_named_and_unnamed_as_in_torch(saved_named, loa
 
 def test_params_with_and_without_names_are_refused():
     model = linear()
-    with pytest.raises(ValueError, match="params should be with/without names. Some param names are missing: param group 0 mixes"):
+    with pytest.raises(ValueError, match="with/without names. Some param names are missing: param group 0 mixes"):
         lrfused.FusedSGD([("weight", model.weight), model.bias], lr=0.1)
     opt = lrfused.FusedSGD([("weight", model.weight)], lr=0.1)
     with pytest.raises(ValueError, match="all optimizer param groups should be with/without names"):
@@ -199,7 +199,7 @@ def test_params_whose_elements_share_memory_are_refused_at_step():
     opt = lrfused.FusedSGD([p], lr=0.1)
     p.grad = torch.ones(4, 3)
     before = p.clone()
-    with pytest.raises(RuntimeError, match=r"param 0 \(shape \[4, 3\], strides \[0, 1\]\) has elements that share memory"):
+    with pytest.raises(RuntimeError, match=r"param 0 \(shape \[4, 3\], strides \[0, 1\]\) has elements that share"):
         opt.step()
     assert torch.equal(p, before)
 
@@ -311,7 +311,9 @@ TENSOR_LR_REFUSED = {
     "warm_restarts": lambda p: lrfused.FusedWarmRestartsSGD(p, max_lr=torch.tensor(0.1), T_0=3),
     "ramp": lambda p: lrfused.FusedRampSGD(p, start_lr=torch.tensor(1e-4), end_lr=1.0, num_iter=10),
     "fused_sgd_schedule": lambda p: lrfused.FusedSGD(p, lr=torch.tensor(0.1), schedule=OneCycle(0.1, total_steps=5)),
-    "added_group": lambda p: DROP_INS["one_cycle"](p).add_param_group({"params": [torch.zeros(1)], "max_lr": torch.tensor(0.2)}),
+    "added_group": lambda p: DROP_INS["one_cycle"](p).add_param_group(
+        {"params": [torch.zeros(1)], "max_lr": torch.tensor(0.2)}
+    ),
 }
 
 
