@@ -4,7 +4,7 @@ import numbers
 
 import torch
 
-SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.complex64, torch.complex128)
 
 
 def check_number(name, value, *, minimum=0.0, strictly_above=False, maximum=None):
@@ -21,6 +21,28 @@ def check_number(name, value, *, minimum=0.0, strictly_above=False, maximum=None
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+def check_lr(name, value):
+    """A number as check_number takes it, or (as torch.optim.SGD takes it) a one-element tensor >= 0."""
+    if not isinstance(value, torch.Tensor):
+        return check_number(name, value)
+    if value.numel() != 1:
+        raise ValueError(f"{name}: Tensor lr must be 1-element, got shape {tuple(value.shape)}")
+    if value.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name}: a Tensor lr must be float32 or float64, got {value.dtype}")
+    if not value >= 0:  # a host sync, once, when the group is made (as torch's check)
+        raise ValueError(f"{name} must be >= 0.0, got {value.item()}")
+    return value
+
+
+def refuse_tensor_lr(name, value):
+    """Where a schedule sets the LR, a tensor (torch's way to change the LR inside a CUDA graph) has no use."""
+    if isinstance(value, torch.Tensor):
+        raise ValueError(
+            f"{name}: lr as a Tensor is not supported with a schedule, which sets the LR itself; give a float "
+            "(only FusedSGD with schedule=Constant() reads its lr from a tensor)"
+        )
 
 
 def check_int(name, value, *, minimum):
@@ -53,7 +75,7 @@ def per_group_values(name, value, num_groups):
 
 
 def check_params(group_index, params, device):
-    """Every param is a floating-point, dense tensor on `device` (the first param's if None).
+    """Every param is a floating-point or complex, dense tensor on `device` (the first param's if None).
 
     Returns the device, so that consecutive groups are checked against the same one.
     """
@@ -65,13 +87,8 @@ def check_params(group_index, params, device):
             raise ValueError(f"params: {where} must be a dense (strided) tensor, got layout {p.layout}")
         if p.dtype not in SUPPORTED_DTYPES:
             raise TypeError(
-                f"params: {where} has dtype {p.dtype}; lrfused updates float32, float64, float16 and "
-                "bfloat16 params only"
-            )
-        if not p.is_contiguous() and not _is_non_overlapping_and_dense(p):
-            raise ValueError(
-                f"params: {where} must be contiguous or a permutation of a contiguous tensor, got shape "
-                f"{tuple(p.shape)} with strides {p.stride()}"
+                f"params: {where} has dtype {p.dtype}; lrfused updates float32, float64, float16, "
+                "bfloat16, complex64 and complex128 params only"
             )
         if device is None:
             device = p.device
@@ -81,15 +98,3 @@ def check_params(group_index, params, device):
             )
     return device
 
-
-def _is_non_overlapping_and_dense(t):
-    """Whether `t` covers a contiguous block of memory exactly once, in some order of its dims."""
-    if t.numel() <= 1:
-        return True
-    dims = sorted((s, n) for s, n in zip(t.stride(), t.shape) if n != 1)
-    expected = 1
-    for stride, size in dims:
-        if stride != expected:
-            return False
-        expected *= size
-    return True

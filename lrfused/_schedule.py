@@ -4,7 +4,9 @@ the `_C.Schedule` the kernel evaluates from its step counter.
 Settings live in the group dicts, as torch's schedulers keep theirs (OneCycleLR's ``max_lr``,
 ``initial_lr``, ...), so each group can have its own and a state dict carries them.
 """
-from lrfused._checks import check_bool, check_number
+import torch
+
+from lrfused._checks import check_bool, check_lr, check_number
 from lrfused._ext import _C
 
 
@@ -12,6 +14,7 @@ class Schedule:
     """Base of the schedules `FusedSGD` takes. Subclasses set `kind` and override what they need."""
 
     kind = _C.SCHEDULE_CONSTANT
+    takes_tensor_lr = False  # whether group['lr'] may be a tensor that the kernel reads at every step
 
     def settings(self):
         """Group defaults: name -> value, or a list with one value per param group."""
@@ -54,11 +57,37 @@ class Schedule:
 
 class Constant(Schedule):
     """No schedule: each group's ``lr`` and ``momentum``, as ``torch.optim.SGD`` uses them (change
-    ``group['lr']`` between steps and the next step uses the new value)."""
+    ``group['lr']`` between steps and the next step uses the new value). ``lr`` may be a one-element
+    tensor, as torch's optimizers take it: the kernel reads its value at every step, on the params'
+    device (in place changes, e.g. from a scheduler or inside a CUDA graph, need no host sync)."""
+
+    takes_tensor_lr = True
 
     def complete_group(self, group, where):
-        check_number("lr" + where, group["lr"])
+        check_lr("lr" + where, group["lr"])
         return super().complete_group(group, where)
+
+    def inputs(self, group):
+        lr = group["lr"]
+        return (SameTensor(lr) if isinstance(lr, torch.Tensor) else lr, group["momentum"])
+
+    def fill(self, schedule, group):
+        if not isinstance(group["lr"], torch.Tensor):  # a tensor lr is handed to the step beside the config
+            super().fill(schedule, group)
+
+
+class SameTensor:
+    """A tensor in a cache key, equal only to itself: == on tensors compares their values (on the device)."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __eq__(self, other):
+        return isinstance(other, SameTensor) and other.tensor is self.tensor
+
+    __hash__ = None
 
 
 def base_lr(group, where):

@@ -9,7 +9,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch.optim.optimizer import Optimizer, required
 
-from lrfused._checks import check_bool, check_number, check_params, per_group_values
+from lrfused._checks import check_bool, check_lr, check_number, check_params, per_group_values, refuse_tensor_lr
 from lrfused._ext import _C
 from lrfused._ops import sgd_step_
 from lrfused._schedule import Constant, Schedule
@@ -116,6 +116,14 @@ class _KernelGroup(NamedTuple):
     table: Optional[torch.Tensor]  # a table schedule's rows on the device, else None
     rows: Optional[list]  # the same rows on the host (for group['lr']), else None
     vector: list  # the config as lrfused::sgd_step_ takes it
+    lr: Optional[torch.Tensor]  # the group's tensor lr (Constant schedule), read by the kernel, else None
+
+    def step_tensor(self, device):
+        """The tensor the kernel reads for this group: its table, or its tensor lr (copied to the
+        params' device at every step if it lives elsewhere, so that changes to it still count)."""
+        if self.lr is None:
+            return self.table
+        return self.lr if self.lr.device == device else self.lr.to(device)
 
 
 def check_sgd_group(group, index, momenta):
@@ -132,9 +140,45 @@ def check_sgd_group(group, index, momenta):
         )
 
 
-def _local(tensor):
-    """The local shard of a DTensor (what the kernel updates), or the tensor itself."""
-    return getattr(tensor, "_local_tensor", tensor)
+def _kernel_view(tensor):
+    """What the kernel updates for a param (or reads for its grad, buffer, master copy): a DTensor's
+    local shard; a complex tensor as torch.view_as_real of it, as torch.optim.SGD's update is
+    elementwise with real coefficients and so the same on the real view; else the tensor itself."""
+    tensor = getattr(tensor, "_local_tensor", tensor)
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
+
+
+def _check_defaults(schedule, defaults):
+    """The values every group starts from, checked before params are read, as torch.optim.SGD does."""
+    if schedule.takes_tensor_lr:
+        check_lr("lr", defaults["lr"])
+    else:
+        refuse_tensor_lr("lr", defaults["lr"])
+        check_number("lr", defaults["lr"])
+    for name in ("momentum", "dampening", "weight_decay"):
+        check_number(name, defaults[name])
+    for name in ("nesterov", "maximize"):
+        check_bool(name, defaults[name])
+
+
+def _split_names(group, index):
+    """Named params, as torch.optim.Optimizer takes them ((name, tensor) pairs, e.g. from
+    model.named_parameters()): the tensors stay in 'params', the names go to 'param_names'."""
+    named = [isinstance(p, tuple) for p in group["params"]]
+    if not any(named):
+        return
+    if not all(named):
+        raise ValueError(
+            "all optimizer params should be with/without names. Some param names are missing: param group "
+            f"{index} mixes (name, tensor) pairs and unnamed tensors"
+        )
+    for i, pair in enumerate(group["params"]):
+        if len(pair) != 2:
+            raise TypeError(
+                f"params: param {i} of param group {index} must be a (name, tensor) pair, got {len(pair)} items"
+            )
+    group["param_names"] = [name for name, _ in group["params"]]
+    group["params"] = [p for _, p in group["params"]]
 
 
 class FusedSGD(Optimizer):
@@ -145,8 +189,9 @@ class FusedSGD(Optimizer):
     ``lr``), ``OneCycle(...)``, ``Cyclic(...)``, ``WarmRestarts(...)``, ``WarmupCosine(...)``,
     ``Ramp(...)`` or ``Table(...)`` (a per-step table, for any schedule you can write as a function
     of the step). ``lr`` is the base LR the schedules that scale one use (``Constant``,
-    ``WarmupCosine``, ``Table``). Past the end of a schedule of fixed length (1cycle, warm-up +
-    cosine, a table) ``step()`` raises ``ValueError`` as OneCycleLR does, unless
+    ``WarmupCosine``, ``Table``); with ``Constant`` it may be a one-element tensor, as torch's
+    optimizers take it, read by the kernel at every step. Past the end of a schedule of fixed length
+    (1cycle, warm-up + cosine, a table) ``step()`` raises ``ValueError`` as OneCycleLR does, unless
     ``hold_final_lr=True``; a step replayed from a CUDA graph always holds.
 
     ``master_weights=True`` keeps a float32 copy of each float16 / bfloat16 param (and a float32
@@ -185,7 +230,6 @@ class FusedSGD(Optimizer):
             ("count_skipped_steps", count_skipped_steps),
         ):
             check_bool(name, value)
-        groups = as_param_groups(params)
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -196,6 +240,8 @@ class FusedSGD(Optimizer):
             hold_final_lr=hold_final_lr,
             master_weights=master_weights,
         )
+        _check_defaults(schedule, defaults)
+        groups = as_param_groups(params)
         for name, value in schedule.settings().items():
             spread_per_group(groups, defaults, name, value, per_group_values)
         self.schedule = schedule
@@ -229,6 +275,7 @@ class FusedSGD(Optimizer):
         elif params is None:
             raise ValueError("param_group must have a 'params' entry")
         group["params"] = list(params)
+        _split_names(group, len(self.param_groups))
         for name, default in self.defaults.items():
             if default is required and name not in group:
                 raise ValueError(f"param group {len(self.param_groups)} must give a value for {name}")
@@ -254,21 +301,34 @@ class FusedSGD(Optimizer):
         grad_scale = getattr(self, "grad_scale", None)
         found_inf = getattr(self, "found_inf", None)
         if torch.compiler.is_compiling():
-            self._compiled_step(grad_scale, found_inf)
+            if any(p.is_complex() for group in self.param_groups for p in group["params"]):
+                self._step_outside_graph(grad_scale, found_inf)
+            else:
+                self._compiled_step(grad_scale, found_inf)
             return loss
+        self._eager_step(grad_scale, found_inf)
+        return loss
+
+    @torch.compiler.disable
+    def _step_outside_graph(self, grad_scale, found_inf):
+        """A compiled step with complex params runs eagerly (a graph break): inductor cannot take the
+        op's writes through their torch.view_as_real views."""
+        self._eager_step(grad_scale, found_inf)
+
+    def _eager_step(self, grad_scale, found_inf):
         self._check_can_step()
         created = self._refresh_plan()
         if self._plan_first_param is not None and self._plan_first_param.device != self._step.device:
             # The model moved after construction; before the configs, whose tables follow the counter.
             self._step = self._step.to(self._plan_first_param.device)
         kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
-        grads = None
-        if self._plan_has_dtensors:
-            grads = [None if p.grad is None else _local(p.grad) for p in self._plan_params]
         try:
+            grads = None
+            if self._plan_views_grads:
+                grads = [None if p.grad is None else _kernel_view(p.grad) for p in self._plan_params]
             self._plan.step(
                 [g.config for g in kernel_groups],
-                [g.table for g in kernel_groups],
+                [g.step_tensor(self._step.device) for g in kernel_groups],
                 self._step,
                 grad_scale,
                 found_inf,
@@ -283,7 +343,6 @@ class FusedSGD(Optimizer):
         else:
             self._count_host_step(found_inf)
         self._show_schedule_values(kernel_groups)
-        return loss
 
     def get_last_lr(self):
         """The LR of each group for the next step, as torch's schedulers' get_last_lr()."""
@@ -317,8 +376,11 @@ class FusedSGD(Optimizer):
 
     def state_dict(self):
         state = super().state_dict()
-        # Plain dicts, as torch's, so that torch.load(weights_only=True) reads the checkpoint.
-        state["state"] = {key: dict(value) for key, value in state["state"].items()}
+        # Plain dicts, as torch's, so that torch.load(weights_only=True) reads the checkpoint; values that
+        # are not a param's state (e.g. opt.state["epoch"] = 3) pass through, as in torch.
+        state["state"] = {
+            key: dict(value) if isinstance(value, dict) else value for key, value in state["state"].items()
+        }
         state[SCHEDULE_STEP] = self._step
         return state
 
@@ -361,6 +423,10 @@ class FusedSGD(Optimizer):
 
     def _complete_group(self, group, index):
         where = f" (param group {index})"
+        if not self.schedule.takes_tensor_lr:
+            for name in ("lr", *self.schedule.settings()):
+                if name == "lr" or name.endswith("_lr"):
+                    refuse_tensor_lr(name + where, group[name])
         check_number("momentum" + where, group["momentum"])
         check_bool("hold_final_lr" + where, group["hold_final_lr"])
         check_bool("master_weights" + where, group["master_weights"])
@@ -393,23 +459,21 @@ class FusedSGD(Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state.get(p, {})
-                params.append(_local(p))
-                grads.append(_local(p.grad))
+                params.append(_kernel_view(p))
+                grads.append(_kernel_view(p.grad))
                 group_of.append(index)
                 buffer_index.append(len(buffers) if keeps_buffers else -1)
                 if keeps_buffers:
-                    buffers.append(_local(state[MOMENTUM_BUFFER]))
+                    buffers.append(_kernel_view(state[MOMENTUM_BUFFER]))
                     first_steps.append(state[MOMENTUM_FIRST_STEP])
                 master = state.get(MASTER_PARAM) if group["master_weights"] else None
                 master_index.append(len(masters) if master is not None else -1)
                 if master is not None:
-                    masters.append(_local(master))
+                    masters.append(_kernel_view(master))
         kernel_groups = [self._configs[index] for index in range(len(self.param_groups))]
-        tables = [g.table for g in kernel_groups if g.table is not None]
-        table_index, next_table = [], 0
-        for g in kernel_groups:
-            table_index.append(next_table if g.table is not None else -1)
-            next_table += g.table is not None
+        tables = [g.step_tensor(self._step.device) for g in kernel_groups]
+        table_index = [-1 if t is None else i for i, t in enumerate(tables)]
+        tables = [t for t in tables if t is not None]
         configs = [value for g in kernel_groups for value in g.vector]
         sgd_step_(
             params, grads, buffers, buffer_index, first_steps, masters, master_index, group_of, configs,
@@ -515,14 +579,15 @@ class FusedSGD(Optimizer):
                         created.append(p)
                 state = self._complete_state(p, keeps_buffers, keeps_master)
                 params.append(p)
-                buffers.append(_local(state[MOMENTUM_BUFFER]) if keeps_buffers else None)
+                buffers.append(_kernel_view(state[MOMENTUM_BUFFER]) if keeps_buffers else None)
                 first_steps.append(state[MOMENTUM_FIRST_STEP] if keeps_buffers else None)
-                masters.append(_local(state[MASTER_PARAM]) if keeps_master else None)
+                masters.append(_kernel_view(state[MASTER_PARAM]) if keeps_master else None)
                 group_of.append(index)
-        self._plan = _C.StepPlan([_local(p) for p in params], buffers, first_steps, masters, group_of)
+        views = [_kernel_view(p) for p in params]
+        self._plan = _C.StepPlan(views, buffers, first_steps, masters, group_of)
         self._plan_params = params
-        self._plan_has_dtensors = any(_local(p) is not p for p in params)
-        self._plan_first_param = _local(params[0]) if params else None
+        self._plan_views_grads = any(view is not p for view, p in zip(views, params))  # grads read by the plan otherwise
+        self._plan_first_param = views[0] if params else None
         self._stateless = stateless
         self._plan_key = self._plan_key_now()
         self._plan_groups = [list(group["params"]) for group in self.param_groups]
@@ -562,7 +627,8 @@ class FusedSGD(Optimizer):
         config.maximize = group["maximize"]
         rows = self.schedule.table(group)
         table = None if rows is None else torch.tensor(rows, dtype=torch.float64, device=self._step.device)
-        self._configs[index] = cached = _KernelGroup(inputs, config, table, rows, _C.config_to_vector(config))
+        lr = group["lr"] if self.schedule.takes_tensor_lr and isinstance(group["lr"], torch.Tensor) else None
+        self._configs[index] = cached = _KernelGroup(inputs, config, table, rows, _C.config_to_vector(config), lr)
         return cached
 
     def _kernel_inputs(self, group):
@@ -586,6 +652,8 @@ class FusedSGD(Optimizer):
         if kernel_groups is None:
             kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
         for group, kernel_group in zip(self.param_groups, kernel_groups):
+            if kernel_group.lr is not None:
+                continue  # a tensor lr is the group's own (Constant schedule): nothing to show
             step = self._host_step
             total = self.schedule.total_steps(group)
             if total is not None and group["hold_final_lr"]:
@@ -628,10 +696,10 @@ class FusedSGD(Optimizer):
         """Rejects momentum buffers that do not fit their params, before anything is loaded."""
         params = [p for group in self.param_groups for p in group["params"]]
         for key, state in state_dict.get("state", {}).items():
+            if not isinstance(key, int) or not 0 <= key < len(params):
+                continue  # not a param's state: loaded as it is, as torch does
             if not isinstance(state, dict):
                 raise TypeError(f"state_dict: the state of param {key} must be a dict, got {type(state).__name__}")
-            if not isinstance(key, int) or not 0 <= key < len(params):
-                continue
             first = state.get(MOMENTUM_FIRST_STEP)
             if first is not None and (not isinstance(first, torch.Tensor) or first.numel() != 1):
                 raise TypeError(f"state_dict: momentum_first_step of param {key} must be a one-element tensor")

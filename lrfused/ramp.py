@@ -1,11 +1,13 @@
 """The LR range test's sweep (Ramp) and its optimizer FusedRampSGD."""
-from lrfused._checks import check_choice, check_int, check_number
+from lrfused._checks import check_choice, check_int, check_number, refuse_tensor_lr
 from lrfused._ext import _C
 from lrfused._schedule import Schedule
 from lrfused.fused_sgd import FusedSGD
 
 
 def check_ramp(start_lr, end_lr, num_steps, mode):
+    refuse_tensor_lr("start_lr", start_lr)
+    refuse_tensor_lr("end_lr", end_lr)
     check_number("start_lr", start_lr, strictly_above=True)
     check_number("end_lr", end_lr, strictly_above=True)
     if end_lr <= start_lr:

@@ -135,3 +135,26 @@ def test_compiled_step_sees_a_group_value_changed_by_hand():
         eager_opt.step()
         for p, q in zip(model.parameters(), twin.parameters()):
             assert torch.equal(p, q), f"step {step}"
+
+
+@pytest.mark.parametrize(
+    "make_param, lr",
+    [
+        (lambda: torch.randn(7), torch.tensor(0.1)),
+        (lambda: torch.randn(6, 5, 2)[..., 0], 0.1),
+        (lambda: torch.randn(4, 3, dtype=torch.complex64), 0.1),  # eager behind a graph break
+    ],
+    ids=["tensor_lr", "strided_view", "complex"],
+)
+def test_compiled_step_matches_torch_with_drop_in_inputs(make_param, lr):
+    param = make_param()
+    twin = torch.empty_strided(param.shape, param.stride(), dtype=param.dtype).copy_(param)
+    fused = lrfused.FusedSGD([param], lr=lr, momentum=0.9, weight_decay=0.1)
+    reference = torch.optim.SGD([twin], lr=lr, momentum=0.9, weight_decay=0.1, foreach=False)
+    step = torch.compile(fused.step)
+    for _ in range(3):
+        grad = torch.randn_like(param)
+        param.grad, twin.grad = grad, grad.clone()
+        step()
+        reference.step()
+        torch.testing.assert_close(param, twin)

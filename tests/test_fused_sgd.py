@@ -130,7 +130,8 @@ def test_fixed_length_schedules_end_like_one_cycle(schedule):
     "make, error, message",
     [
         (lambda p: lrfused.FusedSGD(p, schedule="cos"), TypeError, "schedule must be one of lrfused.schedules"),
-        (lambda p: lrfused.FusedSGD(p, lr=-1.0), ValueError, r"lr \(param group 0\) must be >= 0"),
+        (lambda p: lrfused.FusedSGD(p, lr=-1.0), ValueError, r"lr must be >= 0.0, got -1.0"),
+        (lambda p: lrfused.FusedSGD([{"params": p, "lr": -1.0}]), ValueError, r"lr \(param group 0\) must be >= 0"),
         (lambda p: lrfused.FusedSGD(p, master_weights=1), TypeError, "master_weights must be a bool"),
         (lambda p: WarmupCosine(total_steps=5, warmup_steps=5), ValueError, "warmup_steps must be < total_steps"),
         (lambda p: WarmupCosine(total_steps=5, start_factor=0.0), ValueError, "start_factor must be > 0"),

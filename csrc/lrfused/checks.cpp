@@ -1,4 +1,6 @@
 // Argument checks for a fused step. Every message names the argument and shows what it got.
+#include <ATen/ExpandUtils.h>
+#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -92,7 +94,25 @@ void check_like_param(const at::Tensor& t, const at::Tensor& param, const char* 
               param.device(), ", got ", t.device());
 }
 
+// A kConstant schedule's tensor lr: one float32 or float64 element on the params' device.
+void check_lr_tensor(GroupConfig& g, const at::Tensor& lr, const at::Device& device, size_t index) {
+  TORCH_CHECK(lr.layout() == at::kStrided && lr.numel() == 1 &&
+                  (lr.scalar_type() == at::kFloat || lr.scalar_type() == at::kDouble),
+              "param group ", index, ": a tensor lr must be one float32 or float64 element, got dtype ",
+              lr.scalar_type(), " with ", lr.numel(), " elements");
+  TORCH_CHECK(lr.device() == device, "param group ", index, ": a tensor lr must be on the params' device ", device,
+              ", got ", lr.device());
+  if (lr.scalar_type() == at::kDouble) {
+    g.schedule.lr_double = lr.const_data_ptr<double>();
+  } else {
+    g.schedule.lr_float = lr.const_data_ptr<float>();
+  }
+}
+
 void check_table(GroupConfig& g, const at::Tensor& table, const at::Device& device, size_t index) {
+  if (g.schedule.kind == kConstant && table.defined()) {
+    return check_lr_tensor(g, table, device, index);
+  }
   const bool wants_table = g.schedule.kind == kTable;
   TORCH_CHECK(table.defined() == wants_table, "param group ", index,
               (wants_table ? ": a table schedule needs its table" : ": a table was given to a schedule without one"));
@@ -125,9 +145,10 @@ void check_counter(const at::Tensor& t, const at::Device& device, const char* wh
   TORCH_CHECK(t.device() == device, what, " must be on the params' device ", device, ", got ", t.device());
 }
 
-// Checks param i and returns it as the kernels see it; sets *realign when its grad has other
-// strides than the param. Reads metadata only, so params can be checked in parallel.
-KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& device, bool* realign) {
+// Checks param i and returns it as the kernels see it; sets *stage when the param is not dense in
+// memory (the kernel then updates a dense copy) and *realign when its grad has other strides than
+// the tensor the kernel updates. Reads metadata only, so params can be checked in parallel.
+KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& device, bool* stage, bool* realign) {
   const ParamTensors& t = args.params[i];
   TORCH_CHECK(t.param != nullptr && t.param->defined(), "param ", i, " is undefined");
   const at::Tensor& p = *t.param;
@@ -136,10 +157,17 @@ KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& dev
               " must be float32, float64, float16 or bfloat16, got ", p.scalar_type());
   TORCH_CHECK(p.device() == device, "all params must be on one device: param 0 is on ", device, ", param ", i,
               " is on ", p.device());
-  TORCH_CHECK(p.is_non_overlapping_and_dense(), "param ", i,
-              " must be non-overlapping and dense in memory (a contiguous tensor or a permutation of "
-              "one), got shape ",
-              p.sizes(), " with strides ", p.strides());
+  const bool dense = p.is_non_overlapping_and_dense();
+  TORCH_CHECK(dense || at::has_internal_overlap(p) != at::MemOverlap::Yes, "param ", i, " (shape ", p.sizes(),
+              ", strides ", p.strides(), ") has elements that share memory, as expand() makes; an in-place update "
+              "of it is not defined (torch.optim.SGD fails on it too)");
+  // The strides the kernel's tensors have: the param's, or for a strided view those of its dense copy
+  // (empty_like's, which its state, made by zeros_like, also has).
+  std::vector<int64_t> copy_strides;
+  if (!dense) {
+    copy_strides = at::infer_dense_strides(p.sizes(), p.strides());
+  }
+  const at::IntArrayRef strides = dense ? p.strides() : at::IntArrayRef(copy_strides);
   TORCH_CHECK(t.grad != nullptr && t.grad->defined(), "grad of param ", i, " is undefined");
   const at::Tensor& grad = *t.grad;
   check_like_param(grad, p, "grad", i);
@@ -161,19 +189,20 @@ KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& dev
     TORCH_CHECK(p.scalar_type() == at::kHalf || p.scalar_type() == at::kBFloat16, "param ", i,
                 " has a float32 master copy, which only float16 and bfloat16 params keep; it is ", p.scalar_type());
     TORCH_CHECK(master.layout() == at::kStrided && master.scalar_type() == at::kFloat && master.sizes() == p.sizes() &&
-                    master.strides() == p.strides() && master.device() == p.device(),
+                    master.strides() == strides && master.device() == p.device(),
                 "master_param of param ", i, " must be a float32 tensor with the param's shape ", p.sizes(),
-                ", strides ", p.strides(), " and device; got ", master.scalar_type(), " ", master.sizes(), " ",
+                ", strides ", strides, " and device; got ", master.scalar_type(), " ", master.sizes(), " ",
                 master.strides(), " on ", master.device());
   }
   if (has_buf) {
     const at::Tensor& buf = *t.momentum_buffer;
     check_like_param(buf, has_master ? *t.master_param : p, "momentum_buffer", i);
-    TORCH_CHECK(buf.strides() == p.strides(), "momentum_buffer of param ", i, " must have the param's strides ",
-                p.strides(), ", got ", buf.strides());
+    TORCH_CHECK(buf.strides() == strides, "momentum_buffer of param ", i, " must have the strides ", strides,
+                (dense ? " of the param" : " of a dense copy of the param"), ", got ", buf.strides());
     check_counter(*t.momentum_first_step, device, "momentum_first_step");
   }
-  *realign = grad.strides() != p.strides();
+  *stage = !dense;
+  *realign = grad.strides() != strides;
   return KernelTensor{p.data_ptr(),
                       grad.const_data_ptr(),
                       has_buf ? t.momentum_buffer->data_ptr() : nullptr,
@@ -205,11 +234,12 @@ KernelStep checked_step(const StepArgs& args) {
   check_scaler_tensor(args.found_inf, device, "found_inf");
 
   out.tensors.resize(n);
-  std::vector<uint8_t> realign(n, 0);
+  std::vector<uint8_t> stage(n, 0), realign(n, 0);
   auto check_range = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      bool r = false;
-      out.tensors[i] = checked_param(args, static_cast<size_t>(i), device, &r);
+      bool s = false, r = false;
+      out.tensors[i] = checked_param(args, static_cast<size_t>(i), device, &s, &r);
+      stage[i] = s;
       realign[i] = r;
     }
   };
@@ -221,8 +251,14 @@ KernelStep checked_step(const StepArgs& args) {
     check_range(0, static_cast<int64_t>(n));
     throw;
   }
-  // Only now, with everything valid, copy grads that have other strides than their param.
+  // Only now, with everything valid, copy the params that are not dense and the grads that have
+  // other strides than the tensor the kernel updates (empty_like(param) has that tensor's strides).
   for (size_t i = 0; i < n; ++i) {
+    if (stage[i]) {
+      const at::Tensor& param = *args.params[i].param;
+      out.staged_params.emplace_back(param, at::empty_like(param).copy_(param));
+      out.tensors[i].param = out.staged_params.back().second.data_ptr();
+    }
     if (realign[i]) {
       const ParamTensors& t = args.params[i];
       out.realigned_grads.push_back(at::empty_like(*t.param).copy_(*t.grad));

@@ -1,4 +1,6 @@
 // Hands a checked step to the kernel of its device.
+#include <c10/core/GradMode.h>
+
 #include "lrfused/step_args.h"
 
 namespace lrfused {
@@ -14,6 +16,12 @@ void run_step(const KernelStep& step) {
   } else {
     TORCH_CHECK(step.device.is_cpu(), "params must be on CPU or CUDA, got ", step.device);
     fused_sgd_step_cpu(step);
+  }
+  if (!step.staged_params.empty()) {
+    c10::NoGradGuard no_grad;  // the params are leaves that may require grad
+    for (const auto& [param, work] : step.staged_params) {
+      param.copy_(work);
+    }
   }
 }
 

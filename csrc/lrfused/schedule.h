@@ -102,6 +102,11 @@ struct Schedule {
   bool cycle_momentum = false;
   double lr = 0.0;        // kConstant
   double momentum = 0.0;  // used whenever cycle_momentum is false
+  // kConstant with a tensor lr (as torch's optimizers take one, so that it can change inside a CUDA
+  // graph): the LR is read from this one-element tensor on the params' device at every step, in
+  // place of `lr`. At most one is set, by the step's checks from a validated tensor, never from Python.
+  const float* lr_float = nullptr;
+  const double* lr_double = nullptr;
   OneCycleParams one_cycle;
   CyclicParams cyclic;
   RampParams ramp;
@@ -241,6 +246,14 @@ LRFUSED_HOST_DEVICE inline ScheduleValue table_value(const TableParams& p, int64
   return ScheduleValue{p.values[2 * row], p.values[2 * row + 1]};
 }
 
+// As torch.optim.SGD reads a tensor lr: its value in its own dtype, widened to double.
+LRFUSED_HOST_DEVICE inline double constant_lr(const Schedule& s) {
+  if (s.lr_double != nullptr) {
+    return *s.lr_double;
+  }
+  return s.lr_float != nullptr ? static_cast<double>(*s.lr_float) : s.lr;
+}
+
 }  // namespace detail
 
 // LR and momentum of optimizer step `step` (0-based): the values torch's scheduler shows after
@@ -260,7 +273,7 @@ LRFUSED_HOST_DEVICE inline ScheduleValue schedule_value(const Schedule& s, int64
     case kTable:
       return detail::table_value(s.table, step);
     default:
-      return ScheduleValue{s.lr, s.momentum};
+      return ScheduleValue{detail::constant_lr(s), s.momentum};
   }
 }
 

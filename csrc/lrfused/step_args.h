@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <utility>
 #include <vector>
 
 #include "lrfused/sgd_math.h"
@@ -39,7 +40,8 @@ struct ParamTensors {
 struct StepArgs {
   std::vector<ParamTensors> params;
   std::vector<GroupConfig> groups;
-  // Per group; a float64 [steps, 2] table of (lr, momentum) for a kTable schedule, else undefined.
+  // Per group; a float64 [steps, 2] table of (lr, momentum) for a kTable schedule, a kConstant
+  // schedule's tensor lr (one float32 or float64 element, optional), else undefined.
   std::vector<at::Tensor> tables;
   at::Tensor step;  // int64, one element, on the params' device: the schedule's step counter
   // torch.amp.GradScaler's contract for fused optimizers, both optional float32 one-element tensors
@@ -53,7 +55,7 @@ struct StepArgs {
 // One checked param as the kernels see it. param, grad, buf and master share one shape and strides
 // and are dense, so elements [0, numel) from each pointer correspond.
 struct KernelTensor {
-  void* param;
+  void* param;  // a dense copy of a param that is not dense itself (see KernelStep::staged_params)
   const void* grad;
   void* buf;             // nullptr where the group never uses momentum; float32 when master is set
   float* master;         // float32 master copy of a float16 / bfloat16 param, or nullptr
@@ -76,6 +78,10 @@ struct KernelStep {
   // Grads that had other strides than their param, copied to the param's (AccumulateGrad never
   // makes one; a grad assigned by hand may be).
   std::vector<at::Tensor> realigned_grads;
+  // Params that are not dense in memory (strided views, e.g. x[..., 0]) paired with the dense copies
+  // the kernel updates (laid out as empty_like lays them out, as their state is); run_step copies
+  // the results back.
+  std::vector<std::pair<at::Tensor, at::Tensor>> staged_params;
 };
 
 // Validates everything, raising before anything is written.
