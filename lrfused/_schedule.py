@@ -12,10 +12,15 @@ class Schedule:
     """Base of the schedules `FusedSGD` takes. Subclasses set `kind` and override what they need."""
 
     kind = _C.SCHEDULE_CONSTANT
+    longer = "a larger total_steps"  # what to give to train past the end (for schedules that end)
 
     def settings(self):
         """Group defaults: name -> value, or a list with one value per param group."""
         return {"cycle_momentum": False}
+
+    def group_keys(self):
+        """The group keys the schedule reads (its settings and the LRs derived from them)."""
+        return tuple(key for key in self.settings() if key != "cycle_momentum") + ("initial_lr", "min_lr")
 
     def complete_group(self, group, where):
         """Checks the group's settings (raising before anything changes), adds derived keys, and

@@ -3,6 +3,7 @@ a step counter kept on the params' device. The drop-ins (FusedOneCycleSGD, ...) 
 their schedule and torch's scheduler arguments.
 """
 import operator
+import warnings
 from typing import NamedTuple, Optional
 
 import torch
@@ -96,6 +97,14 @@ def _new_state(param, state, keeps_buffers, keeps_master):
         state[MOMENTUM_BUFFER] = torch.zeros_like(like, memory_format=torch.preserve_format)
         state[MOMENTUM_FIRST_STEP] = torch.full((), _C.NEVER_WRITTEN, dtype=torch.int64, device=param.device)
     return state
+
+
+class _Shown(NamedTuple):
+    """What a schedule-driven group showed last: the schedule's keys then (which the next step
+    uses), and the lr (and cycled momentum) written into the group then."""
+
+    keys: dict
+    values: dict
 
 
 class _KernelGroup(NamedTuple):
@@ -192,6 +201,7 @@ class FusedSGD(Optimizer):
         self.count_skipped_steps = count_skipped_steps
         self._device = None
         self._configs = {}  # group index -> _KernelGroup
+        self._shown = {}  # group index -> _Shown
         super().__init__(groups, defaults)
         # The kernel's step counter, and a host copy of it so that step() never reads the device
         # (None while unknown: after a GradScaler step on CUDA that may not have counted, or a
@@ -245,7 +255,8 @@ class FusedSGD(Optimizer):
             return loss
         self._check_can_step()
         created = self._refresh_plan()
-        kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
+        scheduled = [self._as_scheduled(i, g) for i, g in enumerate(self.param_groups)]
+        kernel_groups = [self._group_config(i, g) for i, g in enumerate(scheduled)]
         if self._plan_first_param is not None and self._plan_first_param.device != self._step.device:
             self._step = self._step.to(self._plan_first_param.device)  # the model moved after construction
         grads = None
@@ -265,7 +276,8 @@ class FusedSGD(Optimizer):
             self._forget_state(created)
             raise
         self._count_host_step(found_inf)
-        self._show_schedule_values(kernel_groups)
+        edited = any(s is not g for s, g in zip(scheduled, self.param_groups))
+        self._show_schedule_values(None if edited else kernel_groups)
         return loss
 
     def get_last_lr(self):
@@ -295,6 +307,7 @@ class FusedSGD(Optimizer):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._configs = {}  # compiled per-group configs are rebuilt on demand
+        self._shown = {}
         self._track_state()
 
     def state_dict(self):
@@ -349,8 +362,8 @@ class FusedSGD(Optimizer):
             if total is not None and self._host_step >= total and not group["hold_final_lr"]:
                 raise ValueError(
                     f"Tried to step {self._host_step + 1} times. The specified number of total steps is "
-                    f"{total}. Give a larger total_steps (or epochs / steps_per_epoch), or pass "
-                    "hold_final_lr=True to keep training at the final LR."
+                    f"{total}. Give {self.schedule.longer}, or pass hold_final_lr=True to keep training "
+                    "at the final LR."
                 )
 
     def _compiled_step(self, grad_scale, found_inf):
@@ -539,27 +552,70 @@ class FusedSGD(Optimizer):
             group["maximize"],
         )
 
+    def _as_scheduled(self, index, group):
+        """The group as this step's schedule reads it. A torch scheduler reads its keys (max_lr, ...)
+        when it steps, after the optimizer: an edit shows in group['lr'] after the next step and
+        trains from the one after. So the schedule's keys are those of the last step (or of
+        construction); the SGD keys (weight_decay, ...) are the group's own, as SGD reads them."""
+        shown = self._shown.get(index)
+        if shown is None:
+            return group
+        self._check_no_outside_write(index, group, shown.values)
+        scheduled = shown.keys
+        if all(group.get(key) == value for key, value in scheduled.items()):
+            return group
+        return {**group, **scheduled}
+
+    def _check_no_outside_write(self, index, group, shown):
+        """Warns once if group['lr'] (or a cycled momentum) is not what the schedule showed: a torch
+        scheduler's or a user's write that the kernel, which computes its own, would silently ignore."""
+        if getattr(self, "_warned_outside_write", False):
+            return
+        for key, value in shown.items():
+            if group[key] != value:
+                self._warned_outside_write = True
+                warnings.warn(
+                    f"param group {index}: group['{key}'] was set to {group[key]!r} from outside (a torch LR "
+                    f"scheduler?), but {type(self).__name__}'s schedule ({type(self.schedule).__name__}) computes "
+                    f"the {key} of every step in the kernel and ignores it. To drive the {key} from a torch "
+                    "scheduler or by hand, use lrfused.FusedSGD(params, lr=..., schedule=Constant()); to change "
+                    "this schedule, change its keys (max_lr, ...) in the group.",
+                    stacklevel=3,
+                )
+                return
+
     def _show_schedule_values(self, kernel_groups=None, sync=False):
         """Writes the next step's LR (and momentum, if cycled) into each group, as torch's schedulers
-        do. `kernel_groups`: the groups' configs when the caller has them already."""
+        do, and remembers the schedule's keys the next step uses (not when only reading: `sync`).
+        `kernel_groups`: the groups' configs when the caller has them already."""
         if sync:
             self._host_step = int(self._step.item())
+        elif not isinstance(self.schedule, Constant):
+            keys = self.schedule.group_keys()
+            for index, group in enumerate(self.param_groups):
+                shown = self._shown.get(index)
+                values = shown.values if shown is not None else {}
+                self._shown[index] = _Shown({key: group[key] for key in keys if key in group}, values)
         if self._host_step is None:
             return
         if kernel_groups is None:
             kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
-        for group, kernel_group in zip(self.param_groups, kernel_groups):
+        for index, (group, kernel_group) in enumerate(zip(self.param_groups, kernel_groups)):
             step = self._host_step
             total = self.schedule.total_steps(group)
             if total is not None and group["hold_final_lr"]:
                 step = min(step, total - 1)
             if kernel_group.rows is not None:
-                lr, momentum = kernel_group.rows[min(step, len(kernel_group.rows) - 1)]
+                lr, momentum = self.schedule.shown_row(kernel_group.rows, step, group)
             else:
                 lr, momentum = _C.schedule_value(kernel_group.config.schedule, step)
             group["lr"] = lr
             if group["cycle_momentum"]:
                 group["momentum"] = momentum
+            shown = self._shown.get(index)
+            if shown is not None:
+                shown.values.clear()
+                shown.values.update({"lr": lr, "momentum": momentum} if group["cycle_momentum"] else {"lr": lr})
 
     def _restore_state_dtypes(self, state_dict):
         """torch's loader casts every state tensor to its param's dtype: the first-step flags are

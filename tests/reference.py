@@ -100,15 +100,15 @@ class _TableScheduler(LambdaLR):
 
 
 def torch_table(groups, lr, lr_lambda, total_steps, momenta=None, **sgd):
-    """LambdaLR with the table's factors; after the last step it shows the last row, as lrfused does."""
-    if callable(lr_lambda):
-        factors = [lr_lambda(step) for step in range(total_steps)]
-    else:
+    """LambdaLR(opt, lr_lambda); a list of factors as a lambda that shows the last one after the
+    last step (what lrfused shows then, having no lr_lambda(total_steps) to show)."""
+    if not callable(lr_lambda):
         factors = [float(f) for f in lr_lambda]
+        lr_lambda = lambda step: factors[min(step, total_steps - 1)]  # noqa: E731
     if momenta is not None:
         sgd["momentum"] = momenta[0]  # the scheduler sets each step's; SGD checks nesterov against this one
     opt = torch.optim.SGD(groups, lr=lr, foreach=False, **sgd)
-    return opt, _TableScheduler(opt, lambda step: factors[min(step, total_steps - 1)], momenta)
+    return opt, _TableScheduler(opt, lr_lambda, momenta)
 
 
 PAIRS = {
