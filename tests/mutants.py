@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (name, file, line as in the code, the bug, test files that must catch it)
 MUTANTS = [
+    # the range test
     ("divergence_threshold", "lrfused/find/analysis.py",
      "(threshold - 1) * abs(best)", "threshold * abs(best)", ["tests/test_find.py"]),
     ("python_rng_not_restored", "lrfused/find/restore.py",
@@ -34,6 +35,18 @@ MUTANTS = [
      "momentum=config.momentum,", "momentum=0.9,", ["tests/test_find.py"]),
     ("sweep_nesterov_ignored", "lrfused/find/sweep.py",
      "nesterov=config.nesterov,", "nesterov=False,", ["tests/test_find.py"]),
+    ("sweep_weight_decay_ignored", "lrfused/find/sweep.py",
+     "weight_decay=config.weight_decay,", "weight_decay=0.0,", ["tests/test_find.py"]),
+    # the CLI
+    ("loss_factory_not_called", "lrfused/find/__main__.py",
+     "if not isinstance(loss, torch.nn.Module) and _takes_no_arguments(loss):", "if isinstance(loss, type):",
+     ["tests/test_find_cli.py"]),
+    ("argparse_errors_print_the_usage", "lrfused/find/__main__.py",
+     'self.exit(2, f"{self.prog}: error: {message} (see --help)\\n")', "super().error(message)",
+     ["tests/test_find_cli.py"]),
+    ("broken_pipe_not_handled", "lrfused/find/__main__.py",
+     "except BrokenPipeError:", "except ZeroDivisionError:", ["tests/test_find_cli.py"]),
+    # param groups, state, AMP
     ("per_group_list_overrides_group", "lrfused/fused_sgd.py",
      "group.setdefault(name, v)", "group[name] = v", ["tests/test_optimizer_api.py"]),
     ("new_buffer_marked_written", "lrfused/fused_sgd.py",
@@ -41,14 +54,28 @@ MUTANTS = [
     ("loaded_first_step_flag_dropped", "lrfused/fused_sgd.py",
      "first = _C.WRITTEN_ELSEWHERE if first is None else int(first.item())", "first = _C.WRITTEN_ELSEWHERE",
      ["tests/test_amp.py"]),
+    ("momentum_error_names_base_momentum", "lrfused/fused_sgd.py",
+     'check_number("momentum" + where, group["momentum"])', 'check_number("base_momentum" + where, group["momentum"])',
+     ["tests/test_bad_input.py"]),
+    # schedules as the groups show and change them
     ("outside_lr_write_not_detected", "lrfused/fused_sgd.py",
      "if group[key] != value:", "if False:", ["tests/test_state_changes.py"]),
     ("schedule_edit_applied_at_once", "lrfused/fused_sgd.py",
      "return {**group, **scheduled}", "return group", ["tests/test_state_changes.py"]),
     ("table_shows_last_row_after_end", "lrfused/table.py",
-     "return self.lr_after_end * group[\"initial_lr\"]", "return row[0]", ["tests/test_schedule.py"]),
-    ("loss_factory_not_called", "lrfused/find/__main__.py",
-     "loss = loss()", "pass", ["tests/test_find_cli.py"]),
+     'return self.lr_after_end * group["initial_lr"], rows[-1][1]', "return rows[-1]", ["tests/test_schedule.py"]),
+    ("past_end_advice_always_one_cycles", "lrfused/fused_sgd.py",
+     "Give {self.schedule.longer},", "Give a larger total_steps (or epochs / steps_per_epoch),",
+     ["tests/test_schedule.py"]),
+    ("div_factor_ignored", "lrfused/one_cycle.py",
+     'group["initial_lr"] = group["max_lr"] / group["div_factor"]', 'group["initial_lr"] = group["max_lr"] / 25.0',
+     ["tests/test_properties.py"]),
+    ("final_div_factor_ignored", "lrfused/one_cycle.py",
+     'group["min_lr"] = group["initial_lr"] / group["final_div_factor"]', 'group["min_lr"] = group["initial_lr"] / 1e4',
+     ["tests/test_properties.py"]),
+    # packaging
+    ("second_version_in_pyproject", "pyproject.toml",
+     'dynamic = ["version"]', 'version = "0.1.0"\ndynamic = []', ["tests/test_version.py"]),
 ]
 
 
