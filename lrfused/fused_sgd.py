@@ -146,7 +146,11 @@ class FusedSGD(Optimizer):
     of the step). ``lr`` is the base LR the schedules that scale one use (``Constant``,
     ``WarmupCosine``, ``Table``). Past the end of a schedule of fixed length (1cycle, warm-up +
     cosine, a table) ``step()`` raises ``ValueError`` as OneCycleLR does, unless
-    ``hold_final_lr=True``; a step replayed from a CUDA graph always holds.
+    ``hold_final_lr=True``; a step replayed from a CUDA graph always holds. A schedule other than
+    ``Constant()`` owns ``group['lr']`` (and a momentum it cycles): a write from outside, such as a
+    torch scheduler's, is not applied, and the next step warns once. Its own keys (``max_lr``, ...)
+    may be edited: as under OneCycleLR, the step after the edit trains at the LR shown, the next at
+    the new schedule's.
 
     ``master_weights=True`` keeps a float32 copy of each float16 / bfloat16 param (and a float32
     momentum buffer) in the optimizer state: the update runs on the copy and the param gets it
