@@ -99,14 +99,6 @@ def _new_state(param, state, keeps_buffers, keeps_master):
     return state
 
 
-class _Shown(NamedTuple):
-    """What a schedule-driven group showed last: the schedule's keys then (which the next step
-    uses), and the lr (and cycled momentum) written into the group then."""
-
-    keys: dict
-    values: dict
-
-
 class _KernelGroup(NamedTuple):
     """One param group as the kernel gets it, cached until the group's values change."""
 
@@ -205,7 +197,10 @@ class FusedSGD(Optimizer):
         self.count_skipped_steps = count_skipped_steps
         self._device = None
         self._configs = {}  # group index -> _KernelGroup
-        self._shown = {}  # group index -> _Shown
+        # Of a schedule-driven group (not Constant), by group index: the schedule's keys when it last
+        # showed its values (what the next step uses), and the lr (and cycled momentum) it showed.
+        self._schedule_keys, self._shown_values = {}, {}
+        self._warned_outside_write = False
         super().__init__(groups, defaults)
         # The kernel's step counter, and a host copy of it so that step() never reads the device
         # (None while unknown: after a GradScaler step on CUDA that may not have counted, or a
@@ -311,7 +306,8 @@ class FusedSGD(Optimizer):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._configs = {}  # compiled per-group configs are rebuilt on demand
-        self._shown = {}
+        self._schedule_keys, self._shown_values = {}, {}
+        self._warned_outside_write = False
         self._track_state()
 
     def state_dict(self):
@@ -561,20 +557,17 @@ class FusedSGD(Optimizer):
         when it steps, after the optimizer: an edit shows in group['lr'] after the next step and
         trains from the one after. So the schedule's keys are those of the last step (or of
         construction); the SGD keys (weight_decay, ...) are the group's own, as SGD reads them."""
-        shown = self._shown.get(index)
-        if shown is None:
-            return group
-        self._check_no_outside_write(index, group, shown.values)
-        scheduled = shown.keys
-        if all(group.get(key) == value for key, value in scheduled.items()):
+        shown = self._shown_values.get(index)
+        if shown is not None and not self._warned_outside_write:
+            self._check_no_outside_write(index, group, shown)
+        scheduled = self._schedule_keys.get(index)
+        if scheduled is None or all(group.get(key) == value for key, value in scheduled.items()):
             return group
         return {**group, **scheduled}
 
     def _check_no_outside_write(self, index, group, shown):
         """Warns once if group['lr'] (or a cycled momentum) is not what the schedule showed: a torch
         scheduler's or a user's write that the kernel, which computes its own, would silently ignore."""
-        if getattr(self, "_warned_outside_write", False):
-            return
         for key, value in shown.items():
             if group[key] != value:
                 self._warned_outside_write = True
@@ -597,9 +590,7 @@ class FusedSGD(Optimizer):
         elif not isinstance(self.schedule, Constant):
             keys = self.schedule.group_keys()
             for index, group in enumerate(self.param_groups):
-                shown = self._shown.get(index)
-                values = shown.values if shown is not None else {}
-                self._shown[index] = _Shown({key: group[key] for key in keys if key in group}, values)
+                self._schedule_keys[index] = {key: group[key] for key in keys if key in group}
         if self._host_step is None:
             return
         if kernel_groups is None:
@@ -616,10 +607,8 @@ class FusedSGD(Optimizer):
             group["lr"] = lr
             if group["cycle_momentum"]:
                 group["momentum"] = momentum
-            shown = self._shown.get(index)
-            if shown is not None:
-                shown.values.clear()
-                shown.values.update({"lr": lr, "momentum": momentum} if group["cycle_momentum"] else {"lr": lr})
+            if not isinstance(self.schedule, Constant):
+                self._shown_values[index] = {"lr": lr, "momentum": momentum} if group["cycle_momentum"] else {"lr": lr}
 
     def _restore_state_dtypes(self, state_dict):
         """torch's loader casts every state tensor to its param's dtype: the first-step flags are
