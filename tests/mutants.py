@@ -69,10 +69,10 @@ MUTANTS = [
      ["tests/test_schedule.py"]),
     ("div_factor_ignored", "lrfused/one_cycle.py",
      'group["initial_lr"] = group["max_lr"] / group["div_factor"]', 'group["initial_lr"] = group["max_lr"] / 25.0',
-     ["tests/test_properties.py"]),
+     ["tests/test_schedule.py", "tests/test_properties.py"]),
     ("final_div_factor_ignored", "lrfused/one_cycle.py",
      'group["min_lr"] = group["initial_lr"] / group["final_div_factor"]', 'group["min_lr"] = group["initial_lr"] / 1e4',
-     ["tests/test_properties.py"]),
+     ["tests/test_schedule.py", "tests/test_properties.py"]),
     # packaging
     ("second_version_in_pyproject", "pyproject.toml",
      'dynamic = ["version"]', 'version = "0.1.0"\ndynamic = []', ["tests/test_version.py"]),
