@@ -15,10 +15,15 @@ class Schedule:
 
     kind = _C.SCHEDULE_CONSTANT
     takes_tensor_lr = False  # whether group['lr'] may be a tensor that the kernel reads at every step
+    longer = "a larger total_steps"  # what to give to train past the end (for schedules that end)
 
     def settings(self):
         """Group defaults: name -> value, or a list with one value per param group."""
         return {"cycle_momentum": False}
+
+    def group_keys(self):
+        """The group keys the schedule reads (its settings and the LRs derived from them)."""
+        return tuple(key for key in self.settings() if key != "cycle_momentum") + ("initial_lr", "min_lr")
 
     def complete_group(self, group, where):
         """Checks the group's settings (raising before anything changes), adds derived keys, and

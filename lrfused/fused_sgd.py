@@ -192,7 +192,11 @@ class FusedSGD(Optimizer):
     ``WarmupCosine``, ``Table``); with ``Constant`` it may be a one-element tensor, as torch's
     optimizers take it, read by the kernel at every step. Past the end of a schedule of fixed length
     (1cycle, warm-up + cosine, a table) ``step()`` raises ``ValueError`` as OneCycleLR does, unless
-    ``hold_final_lr=True``; a step replayed from a CUDA graph always holds.
+    ``hold_final_lr=True``; a step replayed from a CUDA graph always holds. A schedule other than
+    ``Constant()`` owns ``group['lr']`` (and a momentum it cycles): a write from outside, such as a
+    torch scheduler's, is not applied, and the next step warns once. Its own keys (``max_lr``, ...)
+    may be edited: as under OneCycleLR, the step after the edit trains at the LR shown, the next at
+    the new schedule's.
 
     ``master_weights=True`` keeps a float32 copy of each float16 / bfloat16 param (and a float32
     momentum buffer) in the optimizer state: the update runs on the copy and the param gets it
@@ -251,6 +255,10 @@ class FusedSGD(Optimizer):
         # Whether a CUDA graph captured a step, and the table schedules' device tables that captured
         # steps read: a graph holds their addresses, so they live as long as the optimizer.
         self._captured, self._graph_tables = False, []
+        # Of a schedule-driven group (not Constant), by group index: the schedule's keys when it last
+        # showed its values (what the next step uses), and the lr (and cycled momentum) it showed.
+        self._schedule_keys, self._shown_values = {}, {}
+        self._warned_outside_write = False
         super().__init__(groups, defaults)
         # The kernel's step counter, and a host copy of it so that step() never reads the device
         # (None while unknown: after a GradScaler step on CUDA that may not have counted, or a
@@ -321,7 +329,8 @@ class FusedSGD(Optimizer):
         if self._plan_first_param is not None and self._plan_first_param.device != self._step.device:
             # The model moved after construction; before the configs, whose tables follow the counter.
             self._step = self._step.to(self._plan_first_param.device)
-        kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
+        scheduled = [self._as_scheduled(i, g) for i, g in enumerate(self.param_groups)]
+        kernel_groups = [self._group_config(i, g) for i, g in enumerate(scheduled)]
         try:
             grads = None
             if self._plan_views_grads:
@@ -343,6 +352,10 @@ class FusedSGD(Optimizer):
         else:
             self._count_host_step(found_inf)
         self._show_schedule_values(kernel_groups)
+        self._count_host_step(found_inf)
+        edited = any(s is not g for s, g in zip(scheduled, self.param_groups))
+        self._show_schedule_values(None if edited else kernel_groups)
+        return loss
 
     def get_last_lr(self):
         """The LR of each group for the next step, as torch's schedulers' get_last_lr()."""
@@ -371,7 +384,12 @@ class FusedSGD(Optimizer):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._configs = {}  # compiled per-group configs are rebuilt on demand
-        self._captured, self._graph_tables = False, []  # the graphs belong to the original
+        if _capturing(self._step.device):
+            self._note_capture(kernel_groups)
+        else:
+            self._count_host_step(found_inf)
+        edited = any(s is not g for s, g in zip(scheduled, self.param_groups))
+        self._show_schedule_values(None if edited else kernel_groups)
         self._track_state()
 
     def state_dict(self):
@@ -442,8 +460,8 @@ class FusedSGD(Optimizer):
             if total is not None and self._host_step >= total and not group["hold_final_lr"]:
                 raise ValueError(
                     f"Tried to step {self._host_step + 1} times. The specified number of total steps is "
-                    f"{total}. Give a larger total_steps (or epochs / steps_per_epoch), or pass "
-                    "hold_final_lr=True to keep training at the final LR."
+                    f"{total}. Give {self.schedule.longer}, or pass hold_final_lr=True to keep training "
+                    "at the final LR."
                 )
 
     def _compiled_step(self, grad_scale, found_inf):
@@ -642,16 +660,50 @@ class FusedSGD(Optimizer):
             group["maximize"],
         )
 
+    def _as_scheduled(self, index, group):
+        """The group as this step's schedule reads it. A torch scheduler reads its keys (max_lr, ...)
+        when it steps, after the optimizer: an edit shows in group['lr'] after the next step and
+        trains from the one after. So the schedule's keys are those of the last step (or of
+        construction); the SGD keys (weight_decay, ...) are the group's own, as SGD reads them."""
+        shown = self._shown_values.get(index)
+        if shown is not None and not self._warned_outside_write:
+            self._check_no_outside_write(index, group, shown)
+        scheduled = self._schedule_keys.get(index)
+        if scheduled is None or all(group.get(key) == value for key, value in scheduled.items()):
+            return group
+        return {**group, **scheduled}
+
+    def _check_no_outside_write(self, index, group, shown):
+        """Warns once if group['lr'] (or a cycled momentum) is not what the schedule showed: a torch
+        scheduler's or a user's write that the kernel, which computes its own, would silently ignore."""
+        for key, value in shown.items():
+            if group[key] != value:
+                self._warned_outside_write = True
+                warnings.warn(
+                    f"param group {index}: group['{key}'] was set to {group[key]!r} from outside (a torch LR "
+                    f"scheduler?), but {type(self).__name__}'s schedule ({type(self.schedule).__name__}) computes "
+                    f"the {key} of every step in the kernel and ignores it. To drive the {key} from a torch "
+                    "scheduler or by hand, use lrfused.FusedSGD(params, lr=..., schedule=Constant()); to change "
+                    "this schedule, change its keys (max_lr, ...) in the group.",
+                    stacklevel=3,
+                )
+                return
+
     def _show_schedule_values(self, kernel_groups=None, sync=False):
         """Writes the next step's LR (and momentum, if cycled) into each group, as torch's schedulers
-        do. `kernel_groups`: the groups' configs when the caller has them already."""
+        do, and remembers the schedule's keys the next step uses (not when only reading: `sync`).
+        `kernel_groups`: the groups' configs when the caller has them already."""
         if sync:
             self._host_step = int(self._step.item())
+        elif not isinstance(self.schedule, Constant):
+            keys = self.schedule.group_keys()
+            for index, group in enumerate(self.param_groups):
+                self._schedule_keys[index] = {key: group[key] for key in keys if key in group}
         if self._host_step is None:
             return
         if kernel_groups is None:
             kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
-        for group, kernel_group in zip(self.param_groups, kernel_groups):
+        for index, (group, kernel_group) in enumerate(zip(self.param_groups, kernel_groups)):
             if kernel_group.lr is not None:
                 continue  # a tensor lr is the group's own (Constant schedule): nothing to show
             step = self._host_step
@@ -659,12 +711,14 @@ class FusedSGD(Optimizer):
             if total is not None and group["hold_final_lr"]:
                 step = min(step, total - 1)
             if kernel_group.rows is not None:
-                lr, momentum = kernel_group.rows[min(step, len(kernel_group.rows) - 1)]
+                lr, momentum = self.schedule.shown_row(kernel_group.rows, step, group)
             else:
                 lr, momentum = _C.schedule_value(kernel_group.config.schedule, step)
             group["lr"] = lr
             if group["cycle_momentum"]:
                 group["momentum"] = momentum
+            if not isinstance(self.schedule, Constant):
+                self._shown_values[index] = {"lr": lr, "momentum": momentum} if group["cycle_momentum"] else {"lr": lr}
 
     def _restore_state_dtypes(self, state_dict):
         """torch's loader casts every state tensor to its param's dtype: the first-step flags are

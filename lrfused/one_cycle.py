@@ -22,6 +22,7 @@ class OneCycle(Schedule):
     OneCycleLR's keys (``initial_lr``, ``max_lr``, ``min_lr``, ...)."""
 
     kind = _C.SCHEDULE_ONE_CYCLE
+    longer = "a larger total_steps (or epochs / steps_per_epoch)"
 
     def __init__(
         self,

@@ -37,6 +37,17 @@ def _values(name, values, total_steps):
     return floats
 
 
+def _after_end(lr_lambda, steps, last):
+    """The factor LambdaLR shows after the last step: lr_lambda(steps) for a callable, if it gives a
+    usable one there (a lambda that indexes a list of `steps` factors does not); else the last."""
+    if not callable(lr_lambda):
+        return last
+    try:
+        return _values("lr_lambda", [lr_lambda(steps)], None)[0]
+    except Exception:  # defined on the table's steps only: nothing to show past them
+        return last
+
+
 class Table(Schedule):
     """Any schedule, as one value per step. ``lr_lambda``: a callable ``step -> factor`` (as
     ``torch.optim.lr_scheduler.LambdaLR`` takes, evaluated once for each of ``total_steps`` steps) or
@@ -46,12 +57,14 @@ class Table(Schedule):
     device once; the kernel reads the row of the step counter, so the step stays sync-free."""
 
     kind = _C.SCHEDULE_TABLE
+    longer = "a longer table (lr_lambda and total_steps)"
 
     def __init__(self, lr_lambda, total_steps=None, momentum=None):
         if total_steps is not None:
             total_steps = check_int("total_steps", total_steps, minimum=1)
         self.lr_factors = _values("lr_lambda", lr_lambda, total_steps)
         steps = len(self.lr_factors)
+        self.lr_after_end = _after_end(lr_lambda, steps, self.lr_factors[-1])
         self.momenta = None if momentum is None else _values("momentum", momentum, steps)
 
     def settings(self):
@@ -70,6 +83,13 @@ class Table(Schedule):
 
     def total_steps(self, group):
         return len(self.lr_factors)
+
+    def shown_row(self, rows, step, group):
+        """The (lr, momentum) group['lr'] shows before step `step`: after the last step, LambdaLR's
+        lr * lr_lambda(total_steps) (the momentum stays the last row's)."""
+        if step < len(rows):
+            return rows[step]
+        return self.lr_after_end * group["initial_lr"], rows[-1][1]
 
     def table(self, group):
         lr = group["initial_lr"]

@@ -100,15 +100,15 @@ class _TableScheduler(LambdaLR):
 
 
 def torch_table(groups, lr, lr_lambda, total_steps, momenta=None, **sgd):
-    """LambdaLR with the table's factors; after the last step it shows the last row, as lrfused does."""
-    if callable(lr_lambda):
-        factors = [lr_lambda(step) for step in range(total_steps)]
-    else:
+    """LambdaLR(opt, lr_lambda); a list of factors as a lambda that shows the last one after the
+    last step (what lrfused shows then, having no lr_lambda(total_steps) to show)."""
+    if not callable(lr_lambda):
         factors = [float(f) for f in lr_lambda]
+        lr_lambda = lambda step: factors[min(step, total_steps - 1)]  # noqa: E731
     if momenta is not None:
         sgd["momentum"] = momenta[0]  # the scheduler sets each step's; SGD checks nesterov against this one
     opt = torch.optim.SGD(groups, lr=lr, foreach=False, **sgd)
-    return opt, _TableScheduler(opt, lambda step: factors[min(step, total_steps - 1)], momenta)
+    return opt, _TableScheduler(opt, lr_lambda, momenta)
 
 
 PAIRS = {
@@ -132,8 +132,9 @@ class SideBySide:
     """The same params and grads given to lrfused and to torch (and, for float16/bfloat16, to a
     float32 torch run that serves as the accurate reference)."""
 
-    def __init__(self, kind, group_specs, dtype, device, **kwargs):
-        """group_specs: one dict per param group, {'shapes': [...], **per-group options}."""
+    def __init__(self, kind, group_specs, dtype, device, master_weights=False, **kwargs):
+        """group_specs: one dict per param group, {'shapes': [...], **per-group options}.
+        master_weights: lrfused's only (torch has none); the low-precision rule still applies."""
         fused_cls, torch_factory = PAIRS[kind]
         self.exact_schedule = kind not in APPROXIMATE_SCHEDULES
         self.dtype = dtype
@@ -148,7 +149,7 @@ class SideBySide:
         def groups(param_lists):
             return [{"params": ps, **o} for ps, o in zip(param_lists, options)]
 
-        self.fused = fused_cls(groups(self.fused_params), **kwargs)
+        self.fused = fused_cls(groups(self.fused_params), master_weights=master_weights, **kwargs)
         self.torch_opt, self.torch_sched = torch_factory(groups(self.torch_params), **kwargs)
         if low_precision(dtype):
             self.exact_opt, self.exact_sched = torch_factory(groups(self.exact_params), **kwargs)
@@ -159,9 +160,11 @@ class SideBySide:
             runs.append(self.exact_params)
         return runs
 
-    def step(self, skip=()):
+    def step(self, skip=(), grad_scale=None, found_inf=False):
         """One step of every run with the same random grads; params whose flat index is in `skip`
-        get no grad this step."""
+        get no grad this step. grad_scale (a power of two): lrfused gets the grads scaled and the
+        scale, as from torch.amp.GradScaler; found_inf: the step is skipped (torch's optimizers are
+        not stepped, their schedulers are, as in the usual GradScaler loop)."""
         index = 0
         for group_i, shapes in enumerate(self.shapes):
             for param_i, shape in enumerate(shapes):
@@ -169,13 +172,22 @@ class SideBySide:
                 for run in self.all_params():
                     p = run[group_i][param_i]
                     p.grad = None if grad is None else grad.to(p.dtype, copy=True)
+                    if grad is not None and run is self.fused_params and grad_scale is not None:
+                        p.grad.mul_(grad_scale)
                 index += 1
+        if grad_scale is not None:
+            device = self.fused_params[0][0].device
+            self.fused.grad_scale = torch.tensor(float(grad_scale), device=device)
+            self.fused.found_inf = torch.tensor(float(found_inf), device=device)
         self.fused.step()
-        self.torch_opt.step()
-        self.torch_sched.step()
-        if low_precision(self.dtype):
-            self.exact_opt.step()
-            self.exact_sched.step()
+        if grad_scale is not None:
+            del self.fused.grad_scale, self.fused.found_inf
+        for opt, sched in [(self.torch_opt, self.torch_sched)] + (
+            [(self.exact_opt, self.exact_sched)] if low_precision(self.dtype) else []
+        ):
+            if not found_inf:
+                opt.step()
+            sched.step()
 
     def assert_schedule_matches(self):
         def same(a, b):

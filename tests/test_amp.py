@@ -72,6 +72,36 @@ def test_grad_scaler_matches_torch_step_for_step(count_skipped_steps, device):
                 assert p not in fused.state or int(fused.state[p]["momentum_first_step"]) == lrfused._C.NEVER_WRITTEN
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+@pytest.mark.parametrize("device", DEVICES)
+def test_resuming_buffers_a_skipped_first_step_made_matches_the_uninterrupted_run(device):
+    """Step 0 is skipped by the scaler, so its buffers exist but were never written. Saved there and
+    resumed, the first real step must still start them as a copy of the grad (with dampening that is
+    not what a buffer written before would give): resumed == uninterrupted == torch."""
+    kwargs = dict(max_lr=0.5, total_steps=STEPS, cycle_momentum=False, momentum=0.9, dampening=0.3)
+    model, torch_model = _model(device), _model(device)
+    opt = lrfused.FusedOneCycleSGD(model.parameters(), **kwargs)
+    ref = torch.optim.SGD(torch_model.parameters(), lr=0.1, momentum=0.9, dampening=0.3, foreach=False)
+    sched = OneCycleLR(ref, max_lr=0.5, total_steps=STEPS, cycle_momentum=False)
+    scaler, torch_scaler = _scaler(device), _scaler(device)
+    assert _train_step(model, opt, scaler, 0, device) and _train_step(torch_model, ref, torch_scaler, 0, device)
+    sched.step()
+    assert all(p in opt.state for p in model.parameters())  # made by the skipped step
+    resumed_model = copy.deepcopy(model)
+    resumed = lrfused.FusedOneCycleSGD(resumed_model.parameters(), **kwargs)
+    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))
+    resumed_scaler = _scaler(device)
+    resumed_scaler.load_state_dict(scaler.state_dict())
+    for step in range(1, 4):
+        _train_step(model, opt, scaler, step, device)
+        _train_step(resumed_model, resumed, resumed_scaler, step, device)
+        _train_step(torch_model, ref, torch_scaler, step, device)
+        sched.step()
+        for p, q, r in zip(model.parameters(), resumed_model.parameters(), torch_model.parameters()):
+            assert torch.equal(q, p), f"step {step}: the resumed run left the uninterrupted one"
+            torch.testing.assert_close(p, r, msg=lambda m: f"step {step}: {m}")
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("count_skipped_steps", [True, False])
 def test_a_skipped_step_changes_nothing_but_the_counter(count_skipped_steps, device):

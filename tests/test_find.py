@@ -1,4 +1,5 @@
 """The LR range test API: the sweep's LRs, how it ends, and the exact restore of everything it touches."""
+import copy
 import math
 import random
 
@@ -28,7 +29,7 @@ def fingerprint(model):
         "modes": [m.training for m in model.modules()],
         "torch_rng": torch.get_rng_state(),
         "python_rng": random.getstate(),
-        "numpy_rng": np.random.get_state()[1].copy(),
+        "numpy_rng": np.random.get_state(),
     }
 
 
@@ -41,7 +42,13 @@ def assert_same(before, after):
     assert before["modes"] == after["modes"]
     assert torch.equal(before["torch_rng"], after["torch_rng"])
     assert before["python_rng"] == after["python_rng"]
-    assert np.array_equal(before["numpy_rng"], after["numpy_rng"])
+    assert_same_numpy_state(before["numpy_rng"], after["numpy_rng"])
+
+
+def assert_same_numpy_state(before, after):
+    """The whole state: draws move the position (and the Gaussian cache), not only the key array."""
+    assert before[0] == after[0] and np.array_equal(before[1], after[1])
+    assert before[2:] == after[2:], (before[2:], after[2:])
 
 
 def prepared_model():
@@ -197,3 +204,117 @@ def test_result_plot_and_json(tmp_path):
     data = result.to_dict()
     assert len(data["steps"]) == 20 and set(data["steps"][0]) == {"step", "lr", "loss", "smoothed_loss"}
     assert "sweep_s" in data["timings"] and data["path"] == "eager"
+
+
+def scripted_loss(values):
+    """A loss function that returns values[i] at its i-th call (with a graph, zero grads)."""
+    calls = iter(values)
+
+    def loss_fn(out, y):
+        return out.sum() * 0.0 + next(calls)
+
+    return loss_fn
+
+
+def tiny_regression(seed=0, batches=4):
+    generator = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    data = [(torch.randn(16, 5, generator=generator), torch.randn(16, 2, generator=generator)) for _ in range(batches)]
+    return model, data
+
+
+@pytest.mark.parametrize(
+    "losses, stop",
+    [
+        # best 1: stop when the loss rises more than (4 - 1) * 1 above it. 4.0 is exactly 3 above (goes
+        # on), 4.5 is between the limits of `threshold - 1` (3) and `threshold` (4): the stop.
+        ([2.0, 1.0, 4.0, 4.5, 10.0, 10.0], 3),
+        # best -2: the rise is measured against |best| (6): 3.75 (5.75 above) goes on, 4.5 (6.5) stops.
+        ([-1.0, -2.0, 3.75, 4.5, 10.0, 10.0], 3),
+    ],
+    ids=["positive", "negative"],
+)
+def test_divergence_rule_stops_at_the_documented_step(losses, stop):
+    """smooth=0: the smoothed loss is the loss, so the stopping step is known exactly."""
+    model, data = tiny_regression()
+    result = range_test(model, data, scripted_loss(losses), smooth=0.0, diverge_threshold=4.0,
+                        num_iter=len(losses), progress=False)
+    assert result.end["reason"] == "diverged" and result.end["step"] == stop
+    assert result.losses == losses[: stop + 1]
+
+
+def test_python_and_numpy_rngs_drawn_during_the_sweep_are_restored():
+    model = prepared_model()
+    np.random.seed(1)
+    np.random.randn()  # a cached Gaussian in NumPy's state, which the sweep's draws must not lose
+    before = fingerprint(model)
+    ce = torch.nn.CrossEntropyLoss()
+    draws = []
+
+    def noisy_loss(out, y):  # augmentation-like draws from both generators
+        draws.append((random.random(), np.random.rand(), np.random.randn()))
+        return ce(out, y)
+
+    range_test(model, digits_loader(), noisy_loss, start_lr=1e-4, end_lr=1e-2, num_iter=5, progress=False)
+    assert len(draws) == 5
+    assert_same(before, fingerprint(model))
+
+
+def test_given_optimizers_are_restored():
+    """A training loop's optimizer touched during the sweep (here by the loss function) is put back."""
+    model = prepared_model()
+    user_opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    user_opt.step()  # momentum buffers exist
+    saved = copy.deepcopy(user_opt.state_dict())
+    before = fingerprint(model)
+    ce = torch.nn.CrossEntropyLoss()
+
+    def meddling_loss(out, y):
+        user_opt.param_groups[0]["lr"] *= 2
+        for state in user_opt.state.values():
+            state["momentum_buffer"].add_(1.0)
+        return ce(out, y)
+
+    range_test(model, digits_loader(), meddling_loss, start_lr=1e-4, end_lr=1e-2, num_iter=4, progress=False,
+               optimizers=[user_opt])
+    assert_same(before, fingerprint(model))
+    after = user_opt.state_dict()
+    assert after["param_groups"] == saved["param_groups"]
+    for key, state in saved["state"].items():
+        assert torch.equal(after["state"][key]["momentum_buffer"], state["momentum_buffer"])
+
+
+@pytest.mark.parametrize("mode", ["exp", "linear"])
+@pytest.mark.parametrize("momentum, nesterov, weight_decay", [(0.0, False, 0.0), (0.6, True, 1e-2)],
+                         ids=["sgd", "nesterov_decay"])
+def test_sweep_trains_with_the_lrs_it_reports(mode, momentum, nesterov, weight_decay):
+    """The sweep's losses equal an independent torch.optim.SGD + LambdaLR loop with the documented
+    ramp, on the same model and batches: the LRs the kernel applied are the ones reported."""
+    start, end, n = 1e-3, 0.5, 12
+    model, data = tiny_regression()
+    loss_fn = torch.nn.MSELoss()
+    result = range_test(model, data, loss_fn, start_lr=start, end_lr=end, num_iter=n, mode=mode, momentum=momentum,
+                        nesterov=nesterov, weight_decay=weight_decay, diverge_threshold=1e9, progress=False)
+    assert result.end["reason"] == "completed"
+
+    def factor(i):
+        return start * (end / start) ** (i / (n - 1)) if mode == "exp" else start + (end - start) * i / (n - 1)
+
+    opt = torch.optim.SGD(model.parameters(), lr=1.0, momentum=momentum, nesterov=nesterov,
+                          weight_decay=weight_decay, foreach=False)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    losses = []
+    for i in range(n):
+        x, y = data[i % len(data)]
+        assert opt.param_groups[0]["lr"] == pytest.approx(result.lrs[i], rel=1e-14)
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        losses.append(loss.item())
+        opt.step()
+        sched.step()
+    # exp: bit-identical; linear: the kernel's LR is an ulp off Python's at some steps (measured 1.2e-7)
+    torch.testing.assert_close(torch.tensor(result.losses), torch.tensor(losses), rtol=1e-6, atol=0)
+    assert losses[-1] != losses[0]  # the sweep trained

@@ -67,6 +67,11 @@ def test_user_model_data_and_loss(tmp_path, capsys):
         (["--smooth", "1.5"], "--smooth must be in \\[0, 1\\)"),
         (["--device", "tpu9"], "--device 'tpu9' is not a device"),
         (["--out", "/proc/lrfused_cannot_write_here"], "--out /proc/lrfused_cannot_write_here: cannot write there"),
+        (["--loss", "test_find_cli:not_a_model"], "--loss test_find_cli:not_a_model returned int, not a loss"),
+        # argparse's own errors
+        (["--mode", "foo"], "argument --mode: invalid choice: 'foo'"),
+        (["--weight-decay", "abc"], "argument --weight-decay: expected a number"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):
@@ -78,6 +83,51 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert __import__("re").search(message, err), err
+
+
+def make_mse():
+    """A zero-argument loss factory, as --loss takes."""
+    return torch.nn.MSELoss(reduction="sum")
+
+
+def one_hot_mse(outputs, targets):
+    return torch.nn.functional.mse_loss(outputs, torch.nn.functional.one_hot(targets, 10).float(), reduction="sum")
+
+
+@pytest.mark.parametrize("loss", ["test_find_cli:make_mse_one_hot", "test_find_cli:one_hot_mse"], ids=["factory", "function"])
+def test_loss_may_be_a_factory_or_the_loss_itself(loss, tmp_path):
+    argv = FAST + ["--out", str(tmp_path), "--loss", loss, "--num-iter", "5", "--json"]
+    assert main(argv) == 0
+    first = json.loads((tmp_path / "lr_find.json").read_text())["steps"][0]["loss"]
+    assert first > 10  # summed squared errors over a batch of 64, not cross-entropy (about 2.3)
+
+
+def make_mse_one_hot():
+    mse = make_mse()
+    return lambda outputs, targets: mse(outputs, torch.nn.functional.one_hot(targets, 10).float())
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("LR of the first step (default: 1e-07)", "(default: 10)", "(default: 100)", "(default: lr_find_out)"):
+        assert default in text, default
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback(tmp_path):
+    """`python -m lrfused.find | head -1`: the reader is gone before the summary is printed."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lrfused.find", "--num-iter", "3", "--no-progress", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+    )
+    process.stdout.close()  # before anything is printed: the first write finds no reader
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert (tmp_path / "lr_find.json").exists()
 
 
 def test_nan_loss_reports_and_exits_1(tmp_path, capsys):

@@ -107,7 +107,8 @@ def test_batched_grid_equals_the_sequential_one(make_model):
         s, b = seq["result"], bat["result"]
         assert s.end == b.end
         assert len(s.losses) == len(b.losses)
-        torch.testing.assert_close(torch.tensor(b.losses), torch.tensor(s.losses), rtol=1e-3, atol=1e-5)
+        # measured: at most 4e-6 relative (the batched convolutions round differently)
+        torch.testing.assert_close(torch.tensor(b.losses), torch.tensor(s.losses), rtol=2e-5, atol=0)
     assert [r["weight_decay"] for r in batched.ranking] == [r["weight_decay"] for r in sequential.ranking]
     assert [r["momentum"] for r in batched.ranking] == [r["momentum"] for r in sequential.ranking]
 

@@ -117,6 +117,27 @@ def test_list_valued_max_lr_is_required_for_added_groups():
     assert len(opt.param_groups) == 1
 
 
+@pytest.mark.parametrize("kind", ["one_cycle", "cyclic", "warm_restarts"])
+def test_a_value_in_the_group_dict_wins_over_the_per_group_list(kind):
+    """The documented precedence: max_lr=[...] fills the groups that do not give their own."""
+    own, listed = torch.zeros(3), torch.zeros(3)
+    groups = [{"params": [own], "max_lr": 0.5}, {"params": [listed]}]
+    make = {
+        "one_cycle": lambda: lrfused.FusedOneCycleSGD(groups, max_lr=[0.1, 0.2], total_steps=10, cycle_momentum=False,
+                                                      momentum=0.0, pct_start=0.0, anneal_strategy="linear"),
+        "cyclic": lambda: lrfused.FusedCyclicSGD(groups, base_lr=0.01, max_lr=[0.1, 0.2], step_size_up=1,
+                                                 cycle_momentum=False, momentum=0.0),
+        "warm_restarts": lambda: lrfused.FusedWarmRestartsSGD(groups, max_lr=[0.1, 0.2], T_0=10, momentum=0.0),
+    }
+    opt = make[kind]()
+    assert [g["max_lr"] for g in opt.param_groups] == [0.5, 0.2]
+    own.grad, listed.grad = torch.ones(3), torch.ones(3)
+    for _ in range(2 if kind == "cyclic" else 1):  # the cyclical LR reaches max_lr at step 1
+        opt.step()
+    # what the kernel applied (grad 1, no momentum: the param is minus the sum of the LRs)
+    assert own.neg().max().item() > 0.4 and listed.neg().max().item() < 0.3
+
+
 def test_closure_and_hooks():
     p = torch.zeros(2, requires_grad=True)
     opt = lrfused.FusedCyclicSGD([p], base_lr=0.1, max_lr=0.2, step_size_up=2)

@@ -5,6 +5,7 @@ hundreds of tensors, past the count from which a step checks its params in paral
 """
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ SIZES = st.one_of(st.integers(0, 8), st.integers(9, 5000), st.sampled_from([65_5
 @st.composite
 def group_specs(draw):
     groups = []
+    lr = draw(st.sampled_from([None, 0.3]))  # Constant(): a group may give its own lr
     budget = 300_000  # elements in all, to keep an example fast
     for _ in range(draw(st.integers(1, 3))):
         sizes = draw(st.one_of(
@@ -41,25 +43,42 @@ def group_specs(draw):
             "nesterov": nesterov,
             "dampening": 0.0 if nesterov else draw(st.sampled_from([0.0, 0.3])),
             "maximize": draw(st.booleans()),
+            **({"lr": lr} if lr is not None and groups else {}),
         })
     return groups
 
 
+# (base_momentum, max_momentum): the defaults, a wide band, and a flat one
+MOMENTUM_BOUNDS = st.sampled_from([(0.85, 0.95), (0.5, 0.99), (0.9, 0.9)])
+
+
+def per_group(values, num_groups):
+    """One value for every group, or a list with one per group (as OneCycleLR's max_lr)."""
+    return st.one_of(values, st.lists(values, min_size=num_groups, max_size=num_groups))
+
+
 @st.composite
-def schedules(draw):
-    kind = draw(st.sampled_from(["one_cycle", "cyclic", "warm_restarts", "warmup_cosine", "table"]))
+def schedules(draw, num_groups):
+    kind = draw(st.sampled_from(["one_cycle", "cyclic", "warm_restarts", "warmup_cosine", "table", "constant"]))
     cycle_momentum = draw(st.booleans())
     momentum = {} if cycle_momentum else {"momentum": draw(st.sampled_from([0.5, 0.9]))}
     if kind == "one_cycle":
         total = draw(st.integers(1, 30))
-        kwargs = dict(max_lr=draw(st.sampled_from([0.01, 0.3])), total_steps=total,
+        base_momentum, max_momentum = draw(MOMENTUM_BOUNDS)
+        kwargs = dict(max_lr=draw(per_group(st.sampled_from([0.01, 0.3]), num_groups)), total_steps=total,
                       pct_start=draw(st.sampled_from([0.0, 0.25, 0.3, 0.5, 0.9])),
                       anneal_strategy=draw(st.sampled_from(["cos", "linear"])),
-                      three_phase=draw(st.booleans()), cycle_momentum=cycle_momentum, **momentum)
+                      three_phase=draw(st.booleans()), cycle_momentum=cycle_momentum,
+                      div_factor=draw(st.sampled_from([25.0, 4.0, 1.5])),
+                      final_div_factor=draw(st.sampled_from([1e4, 10.0, 1.0])),
+                      base_momentum=base_momentum, max_momentum=max_momentum, **momentum)
         assume(not zero_length_phase(kwargs))  # where OneCycleLR itself divides by zero
         return kind, kwargs, total
     if kind == "cyclic":
-        kwargs = dict(base_lr=0.01, max_lr=0.2, step_size_up=draw(st.integers(1, 5)),
+        base_momentum, max_momentum = draw(MOMENTUM_BOUNDS)
+        kwargs = dict(base_lr=draw(per_group(st.sampled_from([0.01, 0.05]), num_groups)),
+                      max_lr=draw(per_group(st.sampled_from([0.2, 0.1]), num_groups)),
+                      base_momentum=base_momentum, max_momentum=max_momentum, step_size_up=draw(st.integers(1, 5)),
                       step_size_down=draw(st.one_of(st.none(), st.integers(1, 5))),
                       mode=draw(st.sampled_from(["triangular", "triangular2", "exp_range"])),
                       gamma=draw(st.sampled_from([1.0, 0.9])), cycle_momentum=cycle_momentum, **momentum)
@@ -76,7 +95,9 @@ def schedules(draw):
         momenta = draw(st.one_of(st.none(), st.lists(st.sampled_from([0.0, 0.5, 0.9]), min_size=total, max_size=total)))
         extra = {"momenta": momenta} if momenta is not None else {"momentum": draw(st.sampled_from([0.0, 0.9]))}
         return kind, dict(lr=0.1, lr_lambda=factors, total_steps=total, **extra), total
-    kwargs = dict(max_lr=0.2, T_0=draw(st.integers(1, 5)), T_mult=draw(st.integers(1, 3)),
+    if kind == "constant":
+        return kind, dict(lr=draw(st.sampled_from([0.01, 0.2])), momentum=draw(st.sampled_from([0.0, 0.9]))), draw(st.integers(1, 10))
+    kwargs = dict(max_lr=draw(per_group(st.sampled_from([0.2, 0.05]), num_groups)), T_0=draw(st.integers(1, 5)), T_mult=draw(st.integers(1, 3)),
                   eta_min=draw(st.sampled_from([0.0, 0.01])), momentum=draw(st.sampled_from([0.0, 0.9])))
     return kind, kwargs, draw(st.integers(1, 20))
 
@@ -97,18 +118,21 @@ def valid_for(groups, kwargs):
     return groups
 
 
-@given(groups=group_specs(), schedule=schedules(),
+# torch warns when a GradScaler-skipped first step comes before its scheduler's first step
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+@given(data=st.data(), groups=group_specs(),
        dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.float16]),
-       device=st.sampled_from(DEVICES), skip_seed=st.integers(0, 3))
-def test_matches_torch_after_every_step(groups, schedule, dtype, device, skip_seed):
-    kind, kwargs, steps = schedule
+       device=st.sampled_from(DEVICES), skip_seed=st.integers(0, 3), master_weights=st.booleans(),
+       grad_scale=st.sampled_from([None, 8.0]), inf_steps=st.sets(st.integers(0, 6), max_size=2))
+def test_matches_torch_after_every_step(data, groups, dtype, device, skip_seed, master_weights, grad_scale, inf_steps):
+    kind, kwargs, steps = data.draw(schedules(len(groups)), label="schedule")
     groups = valid_for(groups, kwargs)
-    runs = SideBySide(kind, groups, dtype, device, **kwargs)
+    runs = SideBySide(kind, groups, dtype, device, master_weights=master_weights, **kwargs)
     runs.assert_schedule_matches()
     n_params = sum(len(g["shapes"]) for g in groups)
     for step in range(steps):
         # Some params get no grad on some steps.
         skip = {i for i in range(n_params) if (i + step + skip_seed) % 5 == 0} if skip_seed else set()
-        runs.step(skip=skip)
+        runs.step(skip=skip, grad_scale=grad_scale, found_inf=grad_scale is not None and step in inf_steps)
         runs.assert_schedule_matches()
         runs.assert_params_match(step)

@@ -6,6 +6,7 @@ from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
 
 import lrfused
 from conftest import DEVICES
+from lrfused.schedules import OneCycle, Table, WarmupCosine
 from reference import torch_cyclic, torch_one_cycle, torch_warm_restarts
 
 ONE_CYCLE = {
@@ -144,6 +145,44 @@ def test_past_the_end_raises_like_one_cycle_lr(device):
     assert torch.equal(p, before)
     assert torch.equal(opt.state[p]["momentum_buffer"], buffer_before)
     assert opt.schedule_step == 3
+
+
+@pytest.mark.parametrize("schedule, advice", [
+    (OneCycle(max_lr=0.1, total_steps=3), r"Give a larger total_steps \(or epochs / steps_per_epoch\), or pass hold_final_lr"),
+    (WarmupCosine(total_steps=3), r"Give a larger total_steps, or pass hold_final_lr"),
+    (Table([1.0, 0.5, 0.1]), r"Give a longer table \(lr_lambda and total_steps\), or pass hold_final_lr"),
+], ids=["one_cycle", "warmup_cosine", "table"])
+def test_past_the_end_advice_names_the_schedules_own_arguments(schedule, advice):
+    """epochs / steps_per_epoch are OneCycle's only."""
+    p = torch.zeros(3)
+    opt = lrfused.FusedSGD([p], lr=0.1, schedule=schedule)
+    for _ in range(3):
+        p.grad = torch.ones_like(p)
+        opt.step()
+    with pytest.raises(ValueError, match=advice):
+        opt.step()
+
+
+def test_table_shows_lambda_lrs_value_after_the_last_step():
+    """LambdaLR shows lr * lr_lambda(total_steps) after the last step; a lambda defined on the
+    table's steps only (or a list of factors) shows the last factor."""
+    factors = [1.0, 0.5, 0.25]
+    shown = {}
+    for name, lr_lambda in (("callable", lambda s: 0.1**s), ("indexing", lambda s: factors[s]), ("list", factors)):
+        p = torch.zeros(2)
+        opt = lrfused.FusedSGD([p], lr=0.01, schedule=Table(lr_lambda, total_steps=3))
+        for _ in range(3):
+            p.grad = torch.ones_like(p)
+            opt.step()
+        shown[name] = opt.param_groups[0]["lr"]
+    q = torch.zeros(2)
+    ref = torch.optim.SGD([q], lr=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(ref, lambda s: 0.1**s)
+    for _ in range(3):
+        ref.step()
+        sched.step()
+    assert shown["callable"] == ref.param_groups[0]["lr"] == 0.01 * 0.1**3
+    assert shown["indexing"] == shown["list"] == 0.01 * 0.25
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -2,6 +2,8 @@
 make between steps: replaced buffers, cleared state, swapped params or param data, a group's
 momentum switched on, a frozen param that starts getting grads. Each is done to lrfused and to
 torch.optim.SGD + OneCycleLR alike, and the params must stay equal."""
+import warnings
+
 import pytest
 import torch
 
@@ -100,3 +102,60 @@ def test_state_dict_is_plain_dicts_for_weights_only_loading(tmp_path):
     fresh.load_state_dict(loaded)
     assert torch.equal(fresh.state[fresh.param_groups[0]["params"][0]]["momentum_buffer"],
                        runs.fused.state[runs.fused_params[0]]["momentum_buffer"])
+
+
+@pytest.mark.parametrize("key, value", [("max_lr", 0.5), ("min_lr", 1e-3), ("initial_lr", 0.05)])
+def test_edited_schedule_key_takes_effect_when_it_does_under_one_cycle_lr(key, value):
+    """OneCycleLR reads the group's keys in scheduler.step(): the step right after an edit still
+    trains at the shown LR, the next one at the new schedule's. No warning: the edit is the schedule's."""
+    runs = Pair()
+    runs.step()
+    runs.step()
+    runs.both(lambda opt, params: opt.param_groups[0].__setitem__(key, value))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            runs.step()
+            assert runs.fused.param_groups[0]["lr"] == runs.torch_opt.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("make_scheduler", [
+    lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 ** step),
+    lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0),
+], ids=["lambda_lr", "reduce_on_plateau"])
+def test_torch_scheduler_on_a_scheduled_optimizer_warns_once(make_scheduler):
+    """The kernel applies its own schedule: a torch scheduler's writes to group['lr'] would be shown
+    and not applied. Warned once, naming the way to drive the LR from a torch scheduler."""
+    p = torch.zeros(3)
+    opt = lrfused.FusedOneCycleSGD([p], max_lr=0.2, total_steps=20)
+    scheduler = make_scheduler(opt)
+    caught = []
+    for step in range(6):
+        p.grad = torch.ones(3)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            opt.step()
+        caught += w
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(1.0)  # a loss that never improves
+        else:
+            scheduler.step()
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    message = str(caught[0].message)
+    assert "group['lr'] was set to" in message and "lrfused.FusedSGD(params, lr=..., schedule=Constant())" in message
+
+
+def test_torch_scheduler_on_a_constant_schedule_drives_the_lr_without_warning():
+    p, q = torch.ones(3), torch.ones(3)
+    fused = lrfused.FusedSGD([p], lr=0.1, momentum=0.9)
+    ref = torch.optim.SGD([q], lr=0.1, momentum=0.9, foreach=False)
+    scheds = [torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 ** step) for opt in (fused, ref)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            p.grad, q.grad = torch.full((3,), 2.0), torch.full((3,), 2.0)
+            fused.step()
+            ref.step()
+            for sched in scheds:
+                sched.step()
+            assert torch.equal(p, q)

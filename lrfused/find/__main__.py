@@ -1,10 +1,12 @@
 """python -m lrfused.find: the LR range test from the command line.
 
 With no arguments it sweeps a small CNN on the bundled 8x8 digits. Exit codes: 0 done, 1 the sweep
-could not read a curve (e.g. the loss is not finite from the first step), 2 a usage error.
+could not read a curve (e.g. the loss is not finite from the first step), 2 a usage error (one line,
+argparse's own included), 130 interrupted, 141 the reader of stdout went away (`| head`).
 """
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -21,20 +23,30 @@ class UsageError(Exception):
     """A mistake in the command line: reported in one line, exit code 2."""
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    def error(self, message):
+        """argparse's own errors (an unknown flag, --mode foo) in one line too, not the whole usage."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m lrfused.find",
         description="Leslie Smith's LR range test: sweep the LR, find the bounds for 1cycle / cyclical training.",
     )
     parser.add_argument("--model", metavar="MODULE:CALLABLE", help="a callable returning an nn.Module (default: a small CNN for the digits)")
     parser.add_argument("--data", metavar="MODULE:CALLABLE", help="a callable returning an iterable of (inputs, targets) batches or a DataLoader (default: the bundled 8x8 digits)")
-    parser.add_argument("--loss", metavar="MODULE:CALLABLE", help="loss(outputs, targets), or a callable returning such a loss module (default: cross-entropy)")
-    parser.add_argument("--start-lr", type=float, default=1e-7)
-    parser.add_argument("--end-lr", type=float, default=10.0)
-    parser.add_argument("--num-iter", type=int, default=100)
-    parser.add_argument("--mode", choices=("exp", "linear"), default="exp")
-    parser.add_argument("--smooth", type=float, default=0.95, help="EMA factor of the smoothed loss, in [0, 1)")
-    parser.add_argument("--diverge-threshold", type=float, default=4.0, help="stop when the smoothed loss rises (threshold - 1) x |best| above the best")
+    parser.add_argument("--loss", metavar="MODULE:CALLABLE",
+                        help="loss(outputs, targets), or a class or function taking no arguments that returns such a "
+                             "loss (default: cross-entropy)")
+    parser.add_argument("--start-lr", type=float, default=1e-7, help="LR of the first step (default: %(default)g)")
+    parser.add_argument("--end-lr", type=float, default=10.0, help="LR of the last step (default: %(default)g)")
+    parser.add_argument("--num-iter", type=int, default=100, help="steps of the sweep (default: %(default)d)")
+    parser.add_argument("--mode", choices=("exp", "linear"), default="exp",
+                        help="geometric or linear LR ramp (default: %(default)s)")
+    parser.add_argument("--smooth", type=float, default=0.95, help="EMA factor of the smoothed loss, in [0, 1) (default: %(default)g)")
+    parser.add_argument("--diverge-threshold", type=float, default=4.0,
+                        help="stop when the smoothed loss rises (threshold - 1) x |best| above the best (default: %(default)g)")
     parser.add_argument("--momentum", type=number_list, default=[0.9], metavar="M[,M...]",
                         help="momentum of the sweep; a comma-separated list runs one sweep per value (default 0.9)")
     parser.add_argument("--weight-decay", type=number_list, default=[0.0], metavar="WD[,WD...]",
@@ -45,7 +57,7 @@ def build_parser():
                              "after another when the model cannot be batched)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the model's initialisation and the data order")
-    parser.add_argument("--out", default="lr_find_out", metavar="DIR", help="where lr_find.png and lr_find.json go")
+    parser.add_argument("--out", default="lr_find_out", metavar="DIR", help="where lr_find.png and lr_find.json go (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-cuda-graph", action="store_true", help="run the sweep eagerly on CUDA too")
@@ -114,9 +126,19 @@ def build_loss(args):
     if args.loss is None:
         return torch.nn.CrossEntropyLoss()
     loss = load_callable(args.loss, "loss")
-    if isinstance(loss, type):  # a loss class such as torch.nn.MSELoss
+    if not isinstance(loss, torch.nn.Module) and _takes_no_arguments(loss):  # torch.nn.MSELoss, or a factory
         loss = loss()
+        if not callable(loss):
+            raise UsageError(f"--loss {args.loss} returned {type(loss).__name__}, not a loss(outputs, targets)")
     return loss
+
+
+def _takes_no_arguments(function):
+    try:
+        inspect.signature(function).bind()
+    except (TypeError, ValueError):  # needs arguments, or has no signature to read (a builtin)
+        return False
+    return True
 
 
 def check_args(args):
@@ -257,5 +279,18 @@ def then_train(args, model, data, val_data, loss_fn, max_lr, optimizer_args):
     print(f"  wrote {os.path.join(args.out, 'train.json')} and {os.path.join(args.out, 'train.png')}")
 
 
+def run():
+    """main() as a command. Output piped into a reader that stops early (`| head -1`) ends quietly,
+    with the exit code of a process killed by SIGPIPE."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's recipe: stdout to devnull, so that the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -1,0 +1,136 @@
+"""Plants realistic one-line bugs, one at a time, in a scratch copy of the repository and reports which
+ones the tests miss. Not collected by pytest (no test_ prefix) and not run by CI:
+
+    nice -n 10 python tests/mutants.py            # each mutant against the test files meant to catch it
+    nice -n 10 python tests/mutants.py --suite    # each mutant against the whole suite (slow)
+    python tests/mutants.py --only sweep_mode     # some mutants, by name
+
+A mutant whose line is no longer in the code is reported as stale: update its line. Add a mutant for
+each bug a test was written against, and say the count in the closing notes when tests change.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (name, file, line as in the code, the bug, test files that must catch it)
+MUTANTS = [
+    # the range test
+    ("divergence_threshold", "lrfused/find/analysis.py",
+     "(threshold - 1) * abs(best)", "threshold * abs(best)", ["tests/test_find.py"]),
+    ("python_rng_not_restored", "lrfused/find/restore.py",
+     "random.setstate(self._python_rng)", "pass", ["tests/test_find.py"]),
+    ("numpy_rng_not_restored", "lrfused/find/restore.py",
+     "np.random.set_state(self._numpy_rng)", "pass", ["tests/test_find.py"]),
+    ("optimizers_not_restored", "lrfused/find/restore.py",
+     "opt.load_state_dict(copy.deepcopy(state))", "pass", ["tests/test_find.py"]),
+    ("sweep_mode_ignored", "lrfused/find/sweep.py",
+     "mode=config.mode,", 'mode="exp",', ["tests/test_find.py"]),
+    ("sweep_momentum_ignored", "lrfused/find/sweep.py",
+     "momentum=config.momentum,", "momentum=0.9,", ["tests/test_find.py"]),
+    ("sweep_nesterov_ignored", "lrfused/find/sweep.py",
+     "nesterov=config.nesterov,", "nesterov=False,", ["tests/test_find.py"]),
+    ("sweep_weight_decay_ignored", "lrfused/find/sweep.py",
+     "weight_decay=config.weight_decay,", "weight_decay=0.0,", ["tests/test_find.py"]),
+    # the CLI
+    ("loss_factory_not_called", "lrfused/find/__main__.py",
+     "if not isinstance(loss, torch.nn.Module) and _takes_no_arguments(loss):", "if isinstance(loss, type):",
+     ["tests/test_find_cli.py"]),
+    ("argparse_errors_print_the_usage", "lrfused/find/__main__.py",
+     'self.exit(2, f"{self.prog}: error: {message} (see --help)\\n")', "super().error(message)",
+     ["tests/test_find_cli.py"]),
+    ("broken_pipe_not_handled", "lrfused/find/__main__.py",
+     "except BrokenPipeError:", "except ZeroDivisionError:", ["tests/test_find_cli.py"]),
+    # param groups, state, AMP
+    ("per_group_list_overrides_group", "lrfused/fused_sgd.py",
+     "group.setdefault(name, v)", "group[name] = v", ["tests/test_optimizer_api.py"]),
+    ("new_buffer_marked_written", "lrfused/fused_sgd.py",
+     "torch.full((), _C.NEVER_WRITTEN,", "torch.full((), _C.WRITTEN_ELSEWHERE,", ["tests/test_amp.py"]),
+    ("loaded_first_step_flag_dropped", "lrfused/fused_sgd.py",
+     "first = _C.WRITTEN_ELSEWHERE if first is None else int(first.item())", "first = _C.WRITTEN_ELSEWHERE",
+     ["tests/test_amp.py"]),
+    ("momentum_error_names_base_momentum", "lrfused/fused_sgd.py",
+     'check_number("momentum" + where, group["momentum"])', 'check_number("base_momentum" + where, group["momentum"])',
+     ["tests/test_bad_input.py"]),
+    # schedules as the groups show and change them
+    ("outside_lr_write_not_detected", "lrfused/fused_sgd.py",
+     "if group[key] != value:", "if False:", ["tests/test_state_changes.py"]),
+    ("schedule_edit_applied_at_once", "lrfused/fused_sgd.py",
+     "return {**group, **scheduled}", "return group", ["tests/test_state_changes.py"]),
+    ("table_shows_last_row_after_end", "lrfused/table.py",
+     'return self.lr_after_end * group["initial_lr"], rows[-1][1]', "return rows[-1]", ["tests/test_schedule.py"]),
+    ("past_end_advice_always_one_cycles", "lrfused/fused_sgd.py",
+     "Give {self.schedule.longer},", "Give a larger total_steps (or epochs / steps_per_epoch),",
+     ["tests/test_schedule.py"]),
+    ("div_factor_ignored", "lrfused/one_cycle.py",
+     'group["initial_lr"] = group["max_lr"] / group["div_factor"]', 'group["initial_lr"] = group["max_lr"] / 25.0',
+     ["tests/test_schedule.py", "tests/test_properties.py"]),
+    ("final_div_factor_ignored", "lrfused/one_cycle.py",
+     'group["min_lr"] = group["initial_lr"] / group["final_div_factor"]', 'group["min_lr"] = group["initial_lr"] / 1e4',
+     ["tests/test_schedule.py", "tests/test_properties.py"]),
+    # packaging
+    ("second_version_in_pyproject", "pyproject.toml",
+     'dynamic = ["version"]', 'version = "0.1.0"\ndynamic = []', ["tests/test_version.py"]),
+]
+
+
+def scratch_copy():
+    """The working tree (with the built extension) in a temporary folder."""
+    target = tempfile.mkdtemp(prefix="lrfused_mutants_")
+    ignore = shutil.ignore_patterns(".git", "build", "__pycache__", "lr_find_out", ".benchmarks", "*.egg-info")
+    shutil.copytree(ROOT, os.path.join(target, "repo"), ignore=ignore)
+    return os.path.join(target, "repo")
+
+
+def run_tests(repo, files):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [sys.executable, "-m", "pytest", *files, "-x", "-q", "-p", "no:cacheprovider"]
+    return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True).returncode
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", action="store_true", help="run the whole suite (tests/) against each mutant")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if not args.only or m[0] in args.only]
+    repo = scratch_copy()
+    missed, stale = [], []
+    try:
+        if run_tests(repo, ["tests"] if args.suite else sorted({f for m in mutants for f in m[4]})) != 0:
+            sys.exit("the tests fail without any mutant: fix that first")
+        for name, path, line, bug, files in mutants:
+            source_path = os.path.join(repo, path)
+            with open(source_path) as f:
+                source = f.read()
+            if source.count(line) != 1:
+                stale.append(name)
+                print(f"{name:36s} STALE (line found {source.count(line)} times in {path})", flush=True)
+                continue
+            started = time.perf_counter()
+            with open(source_path, "w") as f:
+                f.write(source.replace(line, bug))
+            try:
+                code = run_tests(repo, ["tests"] if args.suite else files)
+            finally:
+                with open(source_path, "w") as f:
+                    f.write(source)
+            verdict = "caught" if code != 0 else "MISSED"
+            if code == 0:
+                missed.append(name)
+            print(f"{name:36s} {verdict} (pytest exit {code}, {time.perf_counter() - started:.0f}s)", flush=True)
+    finally:
+        shutil.rmtree(os.path.dirname(repo))
+    ran = len(mutants) - len(stale)
+    print(f"{ran - len(missed)} of {ran} mutants caught; missed: {', '.join(missed) or 'none'}"
+          + (f"; stale: {', '.join(stale)}" if stale else ""))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
