@@ -351,11 +351,8 @@ class FusedSGD(Optimizer):
             self._note_capture(kernel_groups)
         else:
             self._count_host_step(found_inf)
-        self._show_schedule_values(kernel_groups)
-        self._count_host_step(found_inf)
         edited = any(s is not g for s, g in zip(scheduled, self.param_groups))
         self._show_schedule_values(None if edited else kernel_groups)
-        return loss
 
     def get_last_lr(self):
         """The LR of each group for the next step, as torch's schedulers' get_last_lr()."""
@@ -384,12 +381,9 @@ class FusedSGD(Optimizer):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._configs = {}  # compiled per-group configs are rebuilt on demand
-        if _capturing(self._step.device):
-            self._note_capture(kernel_groups)
-        else:
-            self._count_host_step(found_inf)
-        edited = any(s is not g for s, g in zip(scheduled, self.param_groups))
-        self._show_schedule_values(None if edited else kernel_groups)
+        self._captured, self._graph_tables = False, []  # the graphs belong to the original
+        self._schedule_keys, self._shown_values = {}, {}
+        self._warned_outside_write = False
         self._track_state()
 
     def state_dict(self):
