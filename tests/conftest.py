@@ -23,3 +23,13 @@ def dtype_id(dtype):
 
 def requires_cuda():
     return pytest.mark.skipif("cuda" not in DEVICES, reason="needs a GPU and lrfused built with CUDA")
+
+
+def step_twice_without_host_sync(opt):
+    """Two steps with torch's sync debug mode set to raise on any host sync (CUDA)."""
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        opt.step()
+        opt.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

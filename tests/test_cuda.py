@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lrfused
-from conftest import requires_cuda
+from conftest import requires_cuda, step_twice_without_host_sync
 from reference import step_both
 
 pytestmark = requires_cuda()
@@ -21,12 +21,7 @@ def test_step_does_not_sync_with_the_host():
     x = torch.randn(16, 32, device="cuda")
     model(x).sum().backward()
     opt.step()  # the first step allocates the momentum state
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        opt.step()
-        opt.step()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    step_twice_without_host_sync(opt)
 
 
 def test_graph_replay_advances_the_schedule_like_eager_steps():

@@ -6,7 +6,7 @@ import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import lrfused
-from conftest import DEVICES, DTYPES, dtype_id, requires_cuda
+from conftest import DEVICES, DTYPES, dtype_id, requires_cuda, step_twice_without_host_sync
 from reference import step_both, torch_one_cycle
 
 ONE_CYCLE = dict(max_lr=0.3, total_steps=6, weight_decay=1e-3, nesterov=True)
@@ -95,12 +95,7 @@ def test_the_device_table_step_does_not_sync_with_the_host():
         p.grad = torch.randn_like(p)
     opt = lrfused.FusedCyclicSGD(params, base_lr=0.01, max_lr=0.1, step_size_up=2, weight_decay=1e-4)
     opt.step()  # makes the momentum state
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        opt.step()
-        opt.step()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    step_twice_without_host_sync(opt)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         opt.step()
         torch.cuda.synchronize()
