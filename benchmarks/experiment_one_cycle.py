@@ -34,7 +34,7 @@ import torch  # noqa: E402
 import lrfused  # noqa: E402
 from lrfused.find import range_test  # noqa: E402
 from lrfused.find.builtin import digits_cnn, digits_split  # noqa: E402
-from lrfused.find.train import evaluate, train  # noqa: E402
+from lrfused.find.train import train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOMENTUM, WEIGHT_DECAY, BATCH = 0.9, 5e-4, 64

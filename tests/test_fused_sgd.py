@@ -7,7 +7,7 @@ import torch
 
 import lrfused
 from conftest import DEVICES, DTYPES, dtype_id
-from lrfused.schedules import Constant, Cyclic, OneCycle, Table, WarmupCosine
+from lrfused.schedules import Cyclic, OneCycle, Table, WarmupCosine
 from test_numerics import SHAPES, run_and_compare
 
 CONSTANT_OPTIONS = {
