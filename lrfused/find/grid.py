@@ -202,6 +202,8 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
 def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     if kwargs.get("optimizers"):
         raise ValueError("optimizers: the batched grid does not train the model itself; nothing to restore")
+    if kwargs.get("optimizer", "sgd") != "sgd":
+        raise ValueError(f"optimizer: the batched grid sweeps SGD only, got {kwargs['optimizer']!r} (use batched=False)")
     kwargs = {name: value for name, value in kwargs.items() if name != "optimizers"}
     settings = _sweep_defaults()
     unknown = set(kwargs) - set(settings)

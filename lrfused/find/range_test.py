@@ -9,6 +9,7 @@ from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
 from lrfused.find.distributed import check_same_on_every_rank, is_main_rank
 from lrfused.find.restore import Snapshot
+from lrfused.find.stepping import check_optimizer, optimizer_name
 from lrfused.find.result import RangeTestResult
 from lrfused.find.sweep import SweepConfig, run_sweep
 from lrfused.ramp import check_ramp, ramp_lr
@@ -26,12 +27,15 @@ def range_test(
     smooth=0.95,
     diverge_threshold=4.0,
     momentum=0.9,
-    weight_decay=0.0,
+    weight_decay=None,
     nesterov=False,
     check_every=None,
     cuda_graph=True,
     progress=True,
     optimizers=(),
+    optimizer="sgd",
+    betas=None,
+    eps=None,
 ):
     """Sweeps the LR from start_lr to end_lr over num_iter training steps and returns what it found.
 
@@ -41,25 +45,32 @@ def range_test(
 
     Step i (0-based) trains at lr_i = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for
     mode='exp' (start_lr + (end_lr - start_lr) * i / (num_iter - 1) for 'linear'): exactly start_lr
-    at the first step and end_lr at the last. SGD with `momentum`, `weight_decay`, `nesterov`,
-    the whole step in one fused kernel. The sweep stops when it diverges (see
+    at the first step and end_lr at the last. The optimizer swept:
+      - optimizer="sgd": SGD with `momentum`, `weight_decay` (default 0), `nesterov`, the whole step,
+        LR included, in one fused kernel;
+      - optimizer="adamw": torch.optim.AdamW (fused where torch has it) with `betas`, `eps` and
+        `weight_decay`, torch's defaults ((0.9, 0.999), 1e-8, 1e-2); its LR written each step;
+      - a torch.optim.Optimizer instance over the model's parameters: its own hyperparameters, the
+        LR of its first param group swept as above and every other group's kept in the same ratio
+        to it; its state is restored afterwards. The sweep stops when it diverges (see
     lrfused.find.analysis), checking every `check_every` steps (1 on CPU, 10 on CUDA by default).
     On CUDA the step is captured in a CUDA graph unless cuda_graph=False.
 
-    The model's parameters, buffers, grads and train/eval modes, the state of any `optimizers`
-    given, and the RNG states are restored bit for bit afterwards: on completion, on divergence,
+    The model's parameters, buffers, grads and train/eval modes, the state of `optimizer` (an
+    instance) and of any `optimizers` given, and the RNG states are restored bit for bit afterwards: on completion, on divergence,
     on an exception and on KeyboardInterrupt.
     """
     config, loss_fn, device = checked_config(
         model, data, loss_fn, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, mode=mode, smooth=smooth,
         diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
-        check_every=check_every, cuda_graph=cuda_graph,
+        check_every=check_every, cuda_graph=cuda_graph, optimizer=optimizer, betas=betas, eps=eps,
     )
     started = time.perf_counter()
-    snapshot = Snapshot(model, optimizers, cuda=device.type == "cuda")
+    instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
+    snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
     bar = _progress_bar(num_iter, progress)
     try:
-        record = run_sweep(model, data, loss_fn, config, bar)
+        record = run_sweep(model, data, loss_fn, config, bar, optimizer=instance)
     finally:
         bar.close()
         snapshot.restore()
@@ -67,7 +78,7 @@ def range_test(
 
 
 def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
-                   weight_decay, nesterov, check_every, cuda_graph):
+                   weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None):
     """range_test's arguments checked (raising before anything runs; under torch.distributed, on every
     rank if the ranks' settings differ), as (SweepConfig, loss_fn, device)."""
     if not isinstance(model, torch.nn.Module):
@@ -88,6 +99,7 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
     if check_every is None:
         check_every = 10 if device.type == "cuda" else 1
     check_int("check_every", check_every, minimum=1)
+    betas, eps, weight_decay = check_optimizer(model, optimizer, betas=betas, eps=eps, weight_decay=weight_decay)
     config = SweepConfig(
         start_lr=float(start_lr),
         end_lr=float(end_lr),
@@ -100,6 +112,9 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
         nesterov=nesterov,
         check_every=check_every,
         cuda_graph=cuda_graph,
+        optimizer=optimizer_name(optimizer),
+        betas=betas,
+        eps=eps,
     )
     check_same_on_every_rank(vars(config))
     return config, loss_fn, device

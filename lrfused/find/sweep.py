@@ -1,4 +1,5 @@
-"""The sweep: train for num_iter steps while FusedRampSGD raises the LR, and record every step's loss.
+"""The sweep: train for num_iter steps while the LR rises (applied as lrfused.find.stepping says), and
+record every step's loss.
 
 Each step writes its loss into a device-side history at the index of the optimizer's step counter,
 so the host reads losses (and checks for divergence) only every `check_every` steps: one sync per
@@ -16,7 +17,7 @@ import torch
 
 from lrfused.find.analysis import Smoother
 from lrfused.find.distributed import average_across_ranks, is_distributed, sum_across_ranks
-from lrfused.ramp import FusedRampSGD
+from lrfused.find.stepping import make_stepper
 
 WARMUP_STEPS = 3  # eager steps before capture: the optimizer state and autograd's buffers exist then
 PRELOAD_FRACTION = 0.25  # preload the sweep's batches if they take at most this share of free memory
@@ -39,6 +40,9 @@ class SweepConfig:
     nesterov: bool
     check_every: int
     cuda_graph: bool
+    optimizer: str = "sgd"  # sgd | adamw | "<class name> (given)"
+    betas: tuple = None  # adamw's
+    eps: float = None  # adamw's
 
 
 @dataclass
@@ -118,22 +122,12 @@ def _to_device(x, device):
     return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
 
 
-def run_sweep(model, data, loss_fn, config, progress):
-    """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord."""
+def run_sweep(model, data, loss_fn, config, progress, optimizer=None):
+    """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord.
+    optimizer: a torch optimizer instance to sweep instead of config.optimizer."""
     device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no parameters that require grad: there is nothing to sweep")
-    opt = FusedRampSGD(
-        params,
-        start_lr=config.start_lr,
-        end_lr=config.end_lr,
-        num_iter=config.num_iter,
-        mode=config.mode,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=config.nesterov,
-    )
+    stepper = make_stepper(model, config, optimizer)
+    opt = stepper.optimizer
     history = torch.full((config.num_iter,), math.nan, dtype=torch.float32, device=device)
     batches = Batches(data, device)
     record = SweepRecord()
@@ -143,14 +137,13 @@ def run_sweep(model, data, loss_fn, config, progress):
         opt.zero_grad(set_to_none=set_to_none)
         loss = loss_fn(model(x), y)
         loss.backward()
-        # The loss lands at history[step counter], read from the device: no sync, graph-safe.
-        # (clamped: a counter past the end must not index out of bounds)
-        index = opt._step.view(1).clamp(max=config.num_iter - 1)
-        history.index_copy_(0, index, loss.detach().float().reshape(1))
-        opt.step()
+        stepper.record_loss(history, loss)
+        stepper.step()
 
     graph = None
-    use_graph = config.cuda_graph and device.type == "cuda"
+    use_graph = config.cuda_graph and device.type == "cuda" and stepper.capturable
+    if config.cuda_graph and device.type == "cuda" and not stepper.capturable:
+        record.fallback_reason = f"optimizer {config.optimizer}: its LR is written on the host each step, not capturable; ran eager"
     smoother = Smoother(config.smooth, config.diverge_threshold)
     checked, step = 0, 0
     start = time.perf_counter()
