@@ -13,6 +13,8 @@ import math
 import time
 from dataclasses import dataclass
 
+import torch
+
 from lrfused._checks import check_int, check_number
 from lrfused.find.distributed import is_main_rank
 from lrfused.find.batched import VmapUnsupported, run_batched_sweeps
@@ -202,6 +204,8 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
 def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     if kwargs.get("optimizers"):
         raise ValueError("optimizers: the batched grid does not train the model itself; nothing to restore")
+    if kwargs.get("batch_loss") is not None:
+        raise ValueError("batch_loss: the batched grid trains on (inputs, targets) pairs only (use batched=False)")
     if kwargs.get("optimizer", "sgd") != "sgd":
         raise ValueError(f"optimizer: the batched grid sweeps SGD only, got {kwargs['optimizer']!r} (use batched=False)")
     kwargs = {name: value for name, value in kwargs.items() if name != "optimizers"}
@@ -212,7 +216,8 @@ def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     sweep_data = data() if callable(data) else data
     # momentum and weight decay are the grid's, per combination: the shared config holds neither
     settings.update(kwargs, momentum=0.0, weight_decay=0.0)
-    config, loss_fn, device = checked_config(model, sweep_data, loss_fn, **settings)
+    config, _, device = checked_config(model, sweep_data, loss_fn, **settings)
+    loss_fn = torch.nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     started = time.perf_counter()
     snapshot = Snapshot(model, (), cuda=device.type == "cuda")
     label = f"[{len(combinations)} combinations, batched]" if progress else False

@@ -7,6 +7,7 @@ import torch
 
 from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
+from lrfused.find.batch import BatchLoss
 from lrfused.find.distributed import check_same_on_every_rank, is_main_rank
 from lrfused.find.restore import Snapshot
 from lrfused.find.stepping import check_optimizer, optimizer_name
@@ -36,12 +37,19 @@ def range_test(
     optimizer="sgd",
     betas=None,
     eps=None,
+    batch_loss=None,
 ):
     """Sweeps the LR from start_lr to end_lr over num_iter training steps and returns what it found.
 
-    model: an nn.Module, on the device to sweep on. data: an iterable of (inputs, targets) batches
-    (a DataLoader, a list...), cycled when it runs out; a one-shot iterator that runs out ends the
-    sweep ("out_of_data"). loss_fn(model(inputs), targets) -> scalar, cross-entropy by default.
+    model: an nn.Module, on the device to sweep on. data: an iterable of batches (a DataLoader, a
+    list...), cycled when it runs out; a one-shot iterator that runs out ends the sweep
+    ("out_of_data"). Tensors in a batch (nested in tuples, lists and dicts) move to the model's
+    device. A batch is
+      - an (inputs, targets) pair: the loss is loss_fn(model(inputs), targets), cross-entropy by
+        default;
+      - a mapping (Hugging Face style): model(**batch), and the loss is loss_fn(output, batch), or
+        without a loss_fn the output's `.loss` (or `["loss"]`);
+      - anything: batch_loss(model, batch) -> the scalar loss (instead of loss_fn).
 
     Step i (0-based) trains at lr_i = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for
     mode='exp' (start_lr + (end_lr - start_lr) * i / (num_iter - 1) for 'linear'): exactly start_lr
@@ -60,17 +68,18 @@ def range_test(
     instance) and of any `optimizers` given, and the RNG states are restored bit for bit afterwards: on completion, on divergence,
     on an exception and on KeyboardInterrupt.
     """
-    config, loss_fn, device = checked_config(
+    config, loss, device = checked_config(
         model, data, loss_fn, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, mode=mode, smooth=smooth,
         diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
         check_every=check_every, cuda_graph=cuda_graph, optimizer=optimizer, betas=betas, eps=eps,
+        batch_loss=batch_loss,
     )
     started = time.perf_counter()
     instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
     snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
     bar = _progress_bar(num_iter, progress)
     try:
-        record = run_sweep(model, data, loss_fn, config, bar, optimizer=instance)
+        record = run_sweep(model, data, loss, config, bar, optimizer=instance)
     finally:
         bar.close()
         snapshot.restore()
@@ -78,9 +87,9 @@ def range_test(
 
 
 def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
-                   weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None):
+                   weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None, batch_loss=None):
     """range_test's arguments checked (raising before anything runs; under torch.distributed, on every
-    rank if the ranks' settings differ), as (SweepConfig, loss_fn, device)."""
+    rank if the ranks' settings differ), as (SweepConfig, BatchLoss, device)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(model.parameters(), None) is None:
@@ -91,10 +100,7 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
     check_number("smooth", smooth, maximum=0.999999)
     check_number("diverge_threshold", diverge_threshold, minimum=1.0, strictly_above=True)
     check_bool("cuda_graph", cuda_graph)
-    if loss_fn is None:
-        loss_fn = torch.nn.CrossEntropyLoss()
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    loss = BatchLoss(loss_fn, batch_loss)
     device = next(model.parameters()).device
     if check_every is None:
         check_every = 10 if device.type == "cuda" else 1
@@ -117,7 +123,7 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
         eps=eps,
     )
     check_same_on_every_rank(vars(config))
-    return config, loss_fn, device
+    return config, loss, device
 
 
 def result_of(record, config, device, started):

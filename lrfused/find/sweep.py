@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lrfused.find.analysis import Smoother
+from lrfused.find.batch import map_tensors, tensors_in, to_device
 from lrfused.find.distributed import average_across_ranks, is_distributed, sum_across_ranks
 from lrfused.find.stepping import make_stepper
 
@@ -57,7 +58,7 @@ class SweepRecord:
 
 
 class Batches:
-    """(inputs, targets) batches from `data`, starting a new pass when one ends, unless `data` is a
+    """Batches from `data`, starting a new pass when one ends, unless `data` is a
     one-shot iterator (then OutOfData).
 
     Under torch.distributed every rank takes a batch or none: when one rank's data runs out, the
@@ -91,7 +92,7 @@ class Batches:
     def _take(self):
         """This rank's next batch, or None if its data ran out."""
         try:
-            return _as_pair(next(self._iterator))
+            return next(self._iterator)
         except StopIteration:
             pass
         if self._one_shot:
@@ -99,7 +100,7 @@ class Batches:
         self._iterator = iter(self._data)
         self.passes += 1
         try:
-            return _as_pair(next(self._iterator))
+            return next(self._iterator)
         except StopIteration:
             return None
 
@@ -122,8 +123,9 @@ def _to_device(x, device):
     return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
 
 
-def run_sweep(model, data, loss_fn, config, progress, optimizer=None):
+def run_sweep(model, data, loss_of, config, progress, optimizer=None):
     """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord.
+    loss_of(model, batch) -> the scalar loss (a lrfused.find.batch.BatchLoss).
     optimizer: a torch optimizer instance to sweep instead of config.optimizer."""
     device = next(model.parameters()).device
     stepper = make_stepper(model, config, optimizer)
@@ -133,9 +135,9 @@ def run_sweep(model, data, loss_fn, config, progress, optimizer=None):
     record = SweepRecord()
     model.train()
 
-    def train_step(x, y, set_to_none=True):
+    def train_step(batch, set_to_none=True):
         opt.zero_grad(set_to_none=set_to_none)
-        loss = loss_fn(model(x), y)
+        loss = loss_of(model, batch)
         loss.backward()
         stepper.record_loss(history, loss)
         stepper.step()
@@ -148,36 +150,35 @@ def run_sweep(model, data, loss_fn, config, progress, optimizer=None):
     checked, step = 0, 0
     start = time.perf_counter()
     stream = torch.cuda.Stream() if use_graph else None
-    static_x = static_y = preloaded = None
+    static = preloaded = None
     try:
         while step < config.num_iter:
             try:
-                x, y = batches.next()
+                batch = to_device(batches.next(), device)
             except OutOfData:
                 record.end = "out_of_data"
                 break
-            x, y = _to_device(x, device), _to_device(y, device)
             if use_graph and step == 0 and not batches.agree_each_batch:  # (else every rank's next batch is a collective)
-                preloaded = _preload(batches, x, y, config.num_iter, device)
+                preloaded = _preload(batches, batch, config.num_iter, device)
             if use_graph and step >= WARMUP_STEPS and graph is None and record.fallback_reason is None:
-                static_x, static_y = x.clone(), y.clone()
+                static = map_tensors(torch.clone, batch)
                 capture_start = time.perf_counter()
-                graph, reason = _capture(train_step, static_x, static_y, opt)
+                graph, reason = _capture(train_step, static, opt)
                 record.timings["capture_s"] = time.perf_counter() - capture_start
                 if graph is None:
                     record.fallback_reason = reason
                     use_graph = False
-            if graph is not None and x.shape == static_x.shape and y.shape == static_y.shape:
-                static_x.copy_(x, non_blocking=True)
-                static_y.copy_(y, non_blocking=True)
+            if graph is not None and _same_shapes(batch, static):
+                for into, value in zip(tensors_in(static), tensors_in(batch)):
+                    into.copy_(value, non_blocking=True)
                 graph.replay()
             elif use_graph and step < WARMUP_STEPS:
                 stream.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(stream):
-                    train_step(x, y)
+                    train_step(batch)
                 torch.cuda.current_stream().wait_stream(stream)
             else:  # CPU, a fallback, or a batch whose shape the graph was not captured for
-                train_step(x, y, set_to_none=graph is None)
+                train_step(batch, set_to_none=graph is None)
             step += 1
             if preloaded is not None:
                 batches = preloaded
@@ -203,13 +204,19 @@ def run_sweep(model, data, loss_fn, config, progress, optimizer=None):
     return record
 
 
-def _capture(train_step, static_x, static_y, opt):
+def _same_shapes(batch, static):
+    """Whether the graph captured for `static` can replay `batch` (copied into its tensors)."""
+    ours, captured = tensors_in(batch), tensors_in(static)
+    return len(ours) == len(captured) and all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(ours, captured))
+
+
+def _capture(train_step, static, opt):
     """A CUDA graph of one training step, or (None, reason) if it cannot be captured."""
     graph = torch.cuda.CUDAGraph()
     opt.zero_grad(set_to_none=True)  # grads are allocated inside the graph's pool, static across replays
     try:
         with torch.cuda.graph(graph):
-            train_step(static_x, static_y, set_to_none=False)
+            train_step(static, set_to_none=False)
     except Exception as error:  # the model syncs, allocates host memory, has dynamic control flow...
         torch.cuda.synchronize()
         return None, f"CUDA graph capture failed ({type(error).__name__}: {str(error).splitlines()[0]}); ran eager"
@@ -229,17 +236,16 @@ class _Preloaded:
         return self._items.popleft()
 
 
-def _preload(batches, x, y, num_iter, device):
+def _preload(batches, batch, num_iter, device):
     """Copies the sweep's next num_iter - 1 batches to the device if they fit comfortably."""
-    per_batch = x.numel() * x.element_size() + y.numel() * y.element_size()
+    per_batch = sum(t.numel() * t.element_size() for t in tensors_in(batch))
     free, _ = torch.cuda.mem_get_info(device)
     if per_batch * num_iter > PRELOAD_FRACTION * free:
         return None
     items = []
     try:
         for _ in range(num_iter - 1):
-            bx, by = batches.next()
-            items.append((_to_device(bx, device), _to_device(by, device)))
+            items.append(to_device(batches.next(), device))
     except OutOfData:
         pass
     return _Preloaded(items, batches.passes)
