@@ -9,6 +9,7 @@ from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
 from lrfused.find.batch import BatchLoss
 from lrfused.find.distributed import check_same_on_every_rank, is_main_rank
+from lrfused.find.precision import check_precision
 from lrfused.find.restore import Snapshot
 from lrfused.find.stepping import check_optimizer, optimizer_name
 from lrfused.find.result import RangeTestResult
@@ -38,6 +39,8 @@ def range_test(
     betas=None,
     eps=None,
     batch_loss=None,
+    precision="fp32",
+    accumulation_steps=1,
 ):
     """Sweeps the LR from start_lr to end_lr over num_iter training steps and returns what it found.
 
@@ -60,19 +63,25 @@ def range_test(
         `weight_decay`, torch's defaults ((0.9, 0.999), 1e-8, 1e-2); its LR written each step;
       - a torch.optim.Optimizer instance over the model's parameters: its own hyperparameters, the
         LR of its first param group swept as above and every other group's kept in the same ratio
-        to it; its state is restored afterwards. The sweep stops when it diverges (see
-    lrfused.find.analysis), checking every `check_every` steps (1 on CPU, 10 on CUDA by default).
-    On CUDA the step is captured in a CUDA graph unless cuda_graph=False.
+        to it; its state is restored afterwards.
+    precision: "fp32", "bf16" or "fp16": the forward under autocast to that type; fp16 with a
+    torch.amp.GradScaler, whose skipped steps (inf/NaN grads) are listed in
+    result.skipped_steps and left out of the curve. accumulation_steps=k: each LR step trains on k
+    batches, each loss divided by k as in training; the recorded loss is the mean of the k.
+
+    The sweep stops when it diverges (see lrfused.find.analysis), checking every `check_every` steps
+    (1 on CPU, 10 on CUDA by default). On CUDA the step is captured in a CUDA graph unless
+    cuda_graph=False (or the LR is written on the host: an optimizer other than "sgd"; or fp16).
 
     The model's parameters, buffers, grads and train/eval modes, the state of `optimizer` (an
-    instance) and of any `optimizers` given, and the RNG states are restored bit for bit afterwards: on completion, on divergence,
-    on an exception and on KeyboardInterrupt.
+    instance) and of any `optimizers` given, and the RNG states are restored bit for bit
+    afterwards: on completion, on divergence, on an exception and on KeyboardInterrupt.
     """
     config, loss, device = checked_config(
         model, data, loss_fn, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, mode=mode, smooth=smooth,
         diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
         check_every=check_every, cuda_graph=cuda_graph, optimizer=optimizer, betas=betas, eps=eps,
-        batch_loss=batch_loss,
+        batch_loss=batch_loss, precision=precision, accumulation_steps=accumulation_steps,
     )
     started = time.perf_counter()
     instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
@@ -87,7 +96,8 @@ def range_test(
 
 
 def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
-                   weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None, batch_loss=None):
+                   weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None, batch_loss=None,
+                   precision="fp32", accumulation_steps=1):
     """range_test's arguments checked (raising before anything runs; under torch.distributed, on every
     rank if the ranks' settings differ), as (SweepConfig, BatchLoss, device)."""
     if not isinstance(model, torch.nn.Module):
@@ -105,6 +115,8 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
     if check_every is None:
         check_every = 10 if device.type == "cuda" else 1
     check_int("check_every", check_every, minimum=1)
+    check_int("accumulation_steps", accumulation_steps, minimum=1)
+    check_precision(precision, device)
     betas, eps, weight_decay = check_optimizer(model, optimizer, betas=betas, eps=eps, weight_decay=weight_decay)
     config = SweepConfig(
         start_lr=float(start_lr),
@@ -121,6 +133,8 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
         optimizer=optimizer_name(optimizer),
         betas=betas,
         eps=eps,
+        precision=precision,
+        accumulation_steps=accumulation_steps,
     )
     check_same_on_every_rank(vars(config))
     return config, loss, device
@@ -129,8 +143,11 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
 def result_of(record, config, device, started):
     """The RangeTestResult of a finished sweep."""
     start_lr, end_lr, num_iter, mode = config.start_lr, config.end_lr, config.num_iter, config.mode
-    losses = record.losses[: record.diverged_at + 1] if record.diverged_at is not None else record.losses
-    lrs = [ramp_lr(start_lr, end_lr, num_iter, mode, i) for i in range(len(losses))]
+    end = record.diverged_at + 1 if record.diverged_at is not None else len(record.losses)
+    skipped = set(record.skipped)
+    steps = [i for i in range(end) if i not in skipped]  # a skipped step trained nothing
+    losses = [record.losses[i] for i in steps]
+    lrs = [ramp_lr(start_lr, end_lr, num_iter, mode, i) for i in steps]
     smoothed = analysis.smooth(losses, config.smooth)
     # Suggestions read the curve before divergence: the diverged step itself is shown, not used.
     usable = len(losses) - 1 if record.diverged_at is not None else len(losses)
@@ -148,6 +165,7 @@ def result_of(record, config, device, started):
         suggestions=suggestions,
         recommendation=analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr),
         end={"reason": record.end, "step": record.diverged_at, "passes": record.passes},
+        skipped_steps=list(record.skipped),
         timings=timings,
         path=record.path,
         fallback_reason=record.fallback_reason,

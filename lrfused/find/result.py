@@ -18,12 +18,15 @@ class RangeTestResult:
     path: str  # eager | cuda_graph
     fallback_reason: str = None
     config: dict = field(default_factory=dict)
+    skipped_steps: list = field(default_factory=list)  # steps an fp16 GradScaler skipped: not in lrs/losses
 
     def to_dict(self):
+        skipped = set(self.skipped_steps)  # (numbered as the sweep's steps)
+        numbers = [i for i in range(len(self.lrs) + len(skipped)) if i not in skipped]
         return {
             "steps": [
                 {"step": i, "lr": lr, "loss": loss, "smoothed_loss": s}
-                for i, (lr, loss, s) in enumerate(zip(self.lrs, self.losses, self.smoothed))
+                for i, lr, loss, s in zip(numbers, self.lrs, self.losses, self.smoothed)
             ],
             "suggestions": self.suggestions,
             "recommendation": self.recommendation,
@@ -32,6 +35,7 @@ class RangeTestResult:
             "path": self.path,
             "fallback_reason": self.fallback_reason,
             "config": self.config,
+            "skipped_steps": self.skipped_steps,
         }
 
     def to_json(self):

@@ -1,6 +1,6 @@
 """How the sweep applies its LR ramp: computed in FusedRampSGD's kernel, or written into a torch
 optimizer's param groups before each step. The sweep loop (lrfused.find.sweep) is the same for both:
-it asks the stepper to record the step's loss and to take the step."""
+it asks the stepper where the step's loss goes (index(), see put()) and to take the step."""
 import torch
 
 from lrfused._checks import check_number
@@ -83,14 +83,14 @@ class KernelRamp:
         )
         self._last = config.num_iter - 1
 
-    def record_loss(self, history, loss):
-        # history[step counter], the counter read on the device: no sync, graph-safe
+    def index(self):
+        # the step counter read on the device: no sync, graph-safe
         # (clamped: a counter past the end must not index out of bounds)
-        index = self.optimizer._step.view(1).clamp(max=self._last)
-        history.index_copy_(0, index, loss.detach().float().reshape(1))
+        return self.optimizer._step.view(1).clamp(max=self._last)
 
-    def step(self):
-        self.optimizer.step()
+    def step(self, take_step):
+        """take_step(): optimizer.step(), or a GradScaler's step of it."""
+        take_step()
 
 
 class WrittenLR:
@@ -107,15 +107,24 @@ class WrittenLR:
         self._last = config.num_iter - 1
         self._step = 0
 
-    def record_loss(self, history, loss):
-        history[min(self._step, self._last)] = loss.detach().float()
+    def index(self):
+        return min(self._step, self._last)
 
-    def step(self):
+    def step(self, take_step):
+        """take_step(): optimizer.step(), or a GradScaler's step of it."""
         lr = ramp_lr(*self._ramp, min(self._step, self._last))
         for group, ratio in zip(self.optimizer.param_groups, self._ratios):
             if isinstance(group["lr"], torch.Tensor):  # a tensor LR (capturable/fused optimizers) stays one
                 group["lr"].fill_(lr * ratio)
             else:
                 group["lr"] = lr * ratio
-        self.optimizer.step()
+        take_step()
         self._step += 1
+
+
+def put(history, index, value):
+    """history[index] = value (a scalar tensor), index from a stepper's index()."""
+    if isinstance(index, int):
+        history[index] = value
+    else:
+        history.index_copy_(0, index, value.reshape(1))

@@ -18,7 +18,8 @@ import torch
 from lrfused.find.analysis import Smoother
 from lrfused.find.batch import map_tensors, tensors_in, to_device
 from lrfused.find.distributed import average_across_ranks, is_distributed, sum_across_ranks
-from lrfused.find.stepping import make_stepper
+from lrfused.find.precision import Precision
+from lrfused.find.stepping import make_stepper, put
 
 WARMUP_STEPS = 3  # eager steps before capture: the optimizer state and autograd's buffers exist then
 PRELOAD_FRACTION = 0.25  # preload the sweep's batches if they take at most this share of free memory
@@ -42,6 +43,8 @@ class SweepConfig:
     check_every: int
     cuda_graph: bool
     optimizer: str = "sgd"  # sgd | adamw | "<class name> (given)"
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    accumulation_steps: int = 1
     betas: tuple = None  # adamw's
     eps: float = None  # adamw's
 
@@ -54,6 +57,7 @@ class SweepRecord:
     path: str = "eager"  # eager | cuda_graph
     fallback_reason: str = None
     passes: int = 1  # passes over the data (it is cycled)
+    skipped: list = field(default_factory=list)  # steps the fp16 GradScaler skipped (their losses not used)
     timings: dict = field(default_factory=dict)
 
 
@@ -131,21 +135,33 @@ def run_sweep(model, data, loss_of, config, progress, optimizer=None):
     stepper = make_stepper(model, config, optimizer)
     opt = stepper.optimizer
     history = torch.full((config.num_iter,), math.nan, dtype=torch.float32, device=device)
+    precision = Precision(config.precision, device)
+    skipped = torch.zeros_like(history)  # 1 where the GradScaler skipped the step
     batches = Batches(data, device)
     record = SweepRecord()
     model.train()
 
-    def train_step(batch, set_to_none=True):
+    def train_step(micro_batches, set_to_none=True):
+        """One LR step over config.accumulation_steps micro-batches, the loss averaged as in training."""
         opt.zero_grad(set_to_none=set_to_none)
-        loss = loss_of(model, batch)
-        loss.backward()
-        stepper.record_loss(history, loss)
-        stepper.step()
+        index, total = stepper.index(), 0.0
+        for batch in micro_batches:
+            with precision.autocast():
+                loss = loss_of(model, batch)
+            precision.backward(loss / len(micro_batches))
+            total = total + loss.detach().float()
+        put(history, index, total / len(micro_batches))
+        was_skipped = precision.step(stepper)
+        if was_skipped is not None:
+            put(skipped, index, was_skipped.float())
 
     graph = None
-    use_graph = config.cuda_graph and device.type == "cuda" and stepper.capturable
-    if config.cuda_graph and device.type == "cuda" and not stepper.capturable:
+    use_graph = config.cuda_graph and device.type == "cuda"
+    if use_graph and not stepper.capturable:
         record.fallback_reason = f"optimizer {config.optimizer}: its LR is written on the host each step, not capturable; ran eager"
+    elif use_graph and precision.scaler is not None:
+        record.fallback_reason = "precision fp16: the GradScaler's bookkeeping runs on the host each step; ran eager"
+    use_graph = use_graph and record.fallback_reason is None
     smoother = Smoother(config.smooth, config.diverge_threshold)
     checked, step = 0, 0
     start = time.perf_counter()
@@ -154,12 +170,12 @@ def run_sweep(model, data, loss_of, config, progress, optimizer=None):
     try:
         while step < config.num_iter:
             try:
-                batch = to_device(batches.next(), device)
+                batch = [to_device(batches.next(), device) for _ in range(config.accumulation_steps)]
             except OutOfData:
                 record.end = "out_of_data"
                 break
             if use_graph and step == 0 and not batches.agree_each_batch:  # (else every rank's next batch is a collective)
-                preloaded = _preload(batches, batch, config.num_iter, device)
+                preloaded = _preload(batches, batch[0], (config.num_iter - 1) * len(batch), device)
             if use_graph and step >= WARMUP_STEPS and graph is None and record.fallback_reason is None:
                 static = map_tensors(torch.clone, batch)
                 capture_start = time.perf_counter()
@@ -185,9 +201,12 @@ def run_sweep(model, data, loss_of, config, progress, optimizer=None):
             if step - checked >= config.check_every or step == config.num_iter:
                 # the one sync of this chunk; under DDP the mean over ranks, so all ranks stop together
                 losses = average_across_ranks(history[checked:step]).tolist()
-                for i, loss in enumerate(losses, start=checked):
+                was_skipped = skipped[checked:step].tolist() if precision.scaler is not None else [0.0] * len(losses)
+                for i, (loss, skip) in enumerate(zip(losses, was_skipped), start=checked):
                     record.losses.append(loss)
-                    if smoother.add(loss)[1]:
+                    if skip:
+                        record.skipped.append(i)
+                    elif smoother.add(loss)[1]:
                         record.end, record.diverged_at = "diverged", i
                         break
                 progress.update(step - checked)
@@ -236,15 +255,15 @@ class _Preloaded:
         return self._items.popleft()
 
 
-def _preload(batches, batch, num_iter, device):
-    """Copies the sweep's next num_iter - 1 batches to the device if they fit comfortably."""
+def _preload(batches, batch, count, device):
+    """Copies the sweep's next `count` batches (each like `batch`) to the device if they fit comfortably."""
     per_batch = sum(t.numel() * t.element_size() for t in tensors_in(batch))
     free, _ = torch.cuda.mem_get_info(device)
-    if per_batch * num_iter > PRELOAD_FRACTION * free:
+    if per_batch * (count + 1) > PRELOAD_FRACTION * free:
         return None
     items = []
     try:
-        for _ in range(num_iter - 1):
+        for _ in range(count):
             items.append(to_device(batches.next(), device))
     except OutOfData:
         pass
