@@ -33,13 +33,20 @@ def to_device(batch, device):
 class BatchLoss:
     """loss(model, batch) -> the scalar loss the sweep trains on:
     - batch_loss(model, batch) when given;
+    - a LightningModule (duck-typed: a model with training_step): training_step(batch, batch_idx),
+      a tensor or a dict with "loss";
     - a mapping: model(**batch), then loss_fn(output, batch), or the output's `.loss` / `["loss"]`
       without a loss_fn;
     - an (inputs, targets) pair: loss_fn(model(inputs), targets), cross-entropy by default."""
 
-    def __init__(self, loss_fn=None, batch_loss=None):
+    def __init__(self, loss_fn=None, batch_loss=None, model=None):
         if batch_loss is not None and loss_fn is not None:
             raise ValueError("loss_fn and batch_loss: give one or the other (batch_loss computes the whole loss)")
+        self._lightning = batch_loss is None and callable(getattr(model, "training_step", None))
+        if self._lightning and loss_fn is not None:
+            raise ValueError(f"loss_fn: the model ({type(model).__name__}) has a training_step, which computes the loss; "
+                             "give no loss_fn (or a batch_loss to compute it otherwise)")
+        self._batch_idx = 0
         for name, value in (("loss_fn", loss_fn), ("batch_loss", batch_loss)):
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be callable, got {type(value).__name__}")
@@ -49,6 +56,12 @@ class BatchLoss:
     def __call__(self, model, batch):
         if self._batch_loss is not None:
             return _scalar(self._batch_loss(model, batch), "batch_loss(model, batch)")
+        if self._lightning:
+            output = model.training_step(batch, self._batch_idx)
+            self._batch_idx += 1
+            if isinstance(output, collections.abc.Mapping):
+                output = output.get("loss")
+            return _scalar(output, "model.training_step(batch, batch_idx)")
         if isinstance(batch, collections.abc.Mapping):
             output = model(**batch)
             if self._loss_fn is not None:

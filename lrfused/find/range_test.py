@@ -53,6 +53,10 @@ def range_test(
       - a mapping (Hugging Face style): model(**batch), and the loss is loss_fn(output, batch), or
         without a loss_fn the output's `.loss` (or `["loss"]`);
       - anything: batch_loss(model, batch) -> the scalar loss (instead of loss_fn).
+    A LightningModule as the model (anything with training_step(batch, batch_idx) returning the
+    loss or a dict with "loss") trains on its training_step; a LightningDataModule as the data
+    (anything with train_dataloader()) gives its train_dataloader() after prepare_data() and
+    setup("fit").
 
     Step i (0-based) trains at lr_i = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for
     mode='exp' (start_lr + (end_lr - start_lr) * i / (num_iter - 1) for 'linear'): exactly start_lr
@@ -77,6 +81,8 @@ def range_test(
     instance) and of any `optimizers` given, and the RNG states are restored bit for bit
     afterwards: on completion, on divergence, on an exception and on KeyboardInterrupt.
     """
+    if not isinstance(data, collections.abc.Iterable) and callable(getattr(data, "train_dataloader", None)):
+        data = _train_dataloader(data)
     config, loss, device = checked_config(
         model, data, loss_fn, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, mode=mode, smooth=smooth,
         diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
@@ -110,7 +116,7 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
     check_number("smooth", smooth, maximum=0.999999)
     check_number("diverge_threshold", diverge_threshold, minimum=1.0, strictly_above=True)
     check_bool("cuda_graph", cuda_graph)
-    loss = BatchLoss(loss_fn, batch_loss)
+    loss = BatchLoss(loss_fn, batch_loss, model)
     device = next(model.parameters()).device
     if check_every is None:
         check_every = 10 if device.type == "cuda" else 1
@@ -138,6 +144,14 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
     )
     check_same_on_every_rank(vars(config))
     return config, loss, device
+
+
+def _train_dataloader(datamodule):
+    """A LightningDataModule's training batches, prepared and set up as a Trainer's fit would."""
+    for hook, args in (("prepare_data", ()), ("setup", ("fit",))):
+        if callable(getattr(datamodule, hook, None)):
+            getattr(datamodule, hook)(*args)
+    return datamodule.train_dataloader()
 
 
 def result_of(record, config, device, started):
