@@ -14,6 +14,7 @@ from lrfused.find.restore import Snapshot
 from lrfused.find.stepping import check_optimizer, optimizer_name
 from lrfused.find.result import RangeTestResult
 from lrfused.find.sweep import SweepConfig, run_sweep
+from lrfused.find.validation import check_val_data
 from lrfused.ramp import check_ramp, ramp_lr
 
 
@@ -41,6 +42,8 @@ def range_test(
     batch_loss=None,
     precision="fp32",
     accumulation_steps=1,
+    val_data=None,
+    val_every=1,
 ):
     """Sweeps the LR from start_lr to end_lr over num_iter training steps and returns what it found.
 
@@ -72,6 +75,9 @@ def range_test(
     torch.amp.GradScaler, whose skipped steps (inf/NaN grads) are listed in
     result.skipped_steps and left out of the curve. accumulation_steps=k: each LR step trains on k
     batches, each loss divided by k as in training; the recorded loss is the mean of the k.
+    val_data: batches (re-iterable) whose mean loss, in eval mode without grad, is recorded every
+    `val_every` steps (result.val_lrs / val_losses), plotted, and read for the suggestions instead
+    of the training loss (divergence is still judged on the training loss).
 
     The sweep stops when it diverges (see lrfused.find.analysis), checking every `check_every` steps
     (1 on CPU, 10 on CUDA by default). On CUDA the step is captured in a CUDA graph unless
@@ -88,13 +94,14 @@ def range_test(
         diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
         check_every=check_every, cuda_graph=cuda_graph, optimizer=optimizer, betas=betas, eps=eps,
         batch_loss=batch_loss, precision=precision, accumulation_steps=accumulation_steps,
+        val_data=val_data, val_every=val_every,
     )
     started = time.perf_counter()
     instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
     snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
     bar = _progress_bar(num_iter, progress)
     try:
-        record = run_sweep(model, data, loss, config, bar, optimizer=instance)
+        record = run_sweep(model, data, loss, config, bar, optimizer=instance, val_data=val_data)
     finally:
         bar.close()
         snapshot.restore()
@@ -103,7 +110,7 @@ def range_test(
 
 def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
                    weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None, batch_loss=None,
-                   precision="fp32", accumulation_steps=1):
+                   precision="fp32", accumulation_steps=1, val_data=None, val_every=1):
     """range_test's arguments checked (raising before anything runs; under torch.distributed, on every
     rank if the ranks' settings differ), as (SweepConfig, BatchLoss, device)."""
     if not isinstance(model, torch.nn.Module):
@@ -122,6 +129,8 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
         check_every = 10 if device.type == "cuda" else 1
     check_int("check_every", check_every, minimum=1)
     check_int("accumulation_steps", accumulation_steps, minimum=1)
+    check_int("val_every", val_every, minimum=1)
+    check_val_data(val_data)
     check_precision(precision, device)
     betas, eps, weight_decay = check_optimizer(model, optimizer, betas=betas, eps=eps, weight_decay=weight_decay)
     config = SweepConfig(
@@ -141,6 +150,7 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
         eps=eps,
         precision=precision,
         accumulation_steps=accumulation_steps,
+        val_every=val_every,
     )
     check_same_on_every_rank(vars(config))
     return config, loss, device
@@ -165,8 +175,16 @@ def result_of(record, config, device, started):
     smoothed = analysis.smooth(losses, config.smooth)
     # Suggestions read the curve before divergence: the diverged step itself is shown, not used.
     usable = len(losses) - 1 if record.diverged_at is not None else len(losses)
-    suggestions = analysis.suggest(lrs[:usable], smoothed[:usable])
-    if not all(math.isfinite(s) for s in smoothed[:usable]):
+    val = [(i, loss) for i, loss in record.val if i < end]
+    val_lrs = [ramp_lr(start_lr, end_lr, num_iter, mode, i) for i, _ in val]
+    val_losses = [loss for _, loss in val]
+    if val:  # the suggestions read the validation curve (before divergence) instead
+        read = [k for k, (i, _) in enumerate(val) if record.diverged_at is None or i < record.diverged_at]
+        curve_lrs, curve = [val_lrs[k] for k in read], analysis.smooth([val_losses[k] for k in read], config.smooth)
+    else:
+        curve_lrs, curve = lrs[:usable], smoothed[:usable]
+    suggestions = analysis.suggest(curve_lrs, curve)
+    if not all(math.isfinite(s) for s in curve):
         suggestions = {name: None for name in suggestions}
     timings = dict(record.timings)
     timings["total_s"] = time.perf_counter() - started
@@ -180,6 +198,8 @@ def result_of(record, config, device, started):
         recommendation=analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr),
         end={"reason": record.end, "step": record.diverged_at, "passes": record.passes},
         skipped_steps=list(record.skipped),
+        val_lrs=val_lrs,
+        val_losses=val_losses,
         timings=timings,
         path=record.path,
         fallback_reason=record.fallback_reason,

@@ -19,6 +19,8 @@ class RangeTestResult:
     fallback_reason: str = None
     config: dict = field(default_factory=dict)
     skipped_steps: list = field(default_factory=list)  # steps an fp16 GradScaler skipped: not in lrs/losses
+    val_lrs: list = field(default_factory=list)  # the LR of each validation loss (with val_data)
+    val_losses: list = field(default_factory=list)
 
     def to_dict(self):
         skipped = set(self.skipped_steps)  # (numbered as the sweep's steps)
@@ -36,6 +38,7 @@ class RangeTestResult:
             "fallback_reason": self.fallback_reason,
             "config": self.config,
             "skipped_steps": self.skipped_steps,
+            "validation": [{"lr": lr, "loss": loss} for lr, loss in zip(self.val_lrs, self.val_losses)],
         }
 
     def to_json(self):
@@ -85,6 +88,8 @@ class RangeTestResult:
             fig, ax = plt.subplots(figsize=(7, 4.5))
         ax.plot(self.lrs, self.losses, color="0.75", linewidth=1, label="loss")
         ax.plot(self.lrs, self.smoothed, color="C0", linewidth=2, label="smoothed loss")
+        if self.val_losses:
+            ax.plot(self.val_lrs, self.val_losses, color="C4", marker=".", linewidth=1.5, label="validation loss")
         markers = {"valley": ("C1", "o"), "steep": ("C2", "v"), "minimum": ("C3", "s")}
         for name, (color, marker) in markers.items():
             lr = self.suggestions.get(name)

@@ -20,6 +20,7 @@ from lrfused.find.batch import map_tensors, tensors_in, to_device
 from lrfused.find.distributed import average_across_ranks, is_distributed, sum_across_ranks
 from lrfused.find.precision import Precision
 from lrfused.find.stepping import make_stepper, put
+from lrfused.find.validation import validation_loss
 
 WARMUP_STEPS = 3  # eager steps before capture: the optimizer state and autograd's buffers exist then
 PRELOAD_FRACTION = 0.25  # preload the sweep's batches if they take at most this share of free memory
@@ -45,6 +46,7 @@ class SweepConfig:
     optimizer: str = "sgd"  # sgd | adamw | "<class name> (given)"
     precision: str = "fp32"  # fp32 | bf16 | fp16
     accumulation_steps: int = 1
+    val_every: int = 1  # steps between validation losses, when val_data is given
     betas: tuple = None  # adamw's
     eps: float = None  # adamw's
 
@@ -58,6 +60,7 @@ class SweepRecord:
     fallback_reason: str = None
     passes: int = 1  # passes over the data (it is cycled)
     skipped: list = field(default_factory=list)  # steps the fp16 GradScaler skipped (their losses not used)
+    val: list = field(default_factory=list)  # (step, validation loss after it)
     timings: dict = field(default_factory=dict)
 
 
@@ -127,10 +130,11 @@ def _to_device(x, device):
     return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
 
 
-def run_sweep(model, data, loss_of, config, progress, optimizer=None):
+def run_sweep(model, data, loss_of, config, progress, optimizer=None, val_data=None):
     """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord.
     loss_of(model, batch) -> the scalar loss (a lrfused.find.batch.BatchLoss).
-    optimizer: a torch optimizer instance to sweep instead of config.optimizer."""
+    optimizer: a torch optimizer instance to sweep instead of config.optimizer. val_data: batches
+    whose mean loss is recorded every config.val_every steps."""
     device = next(model.parameters()).device
     stepper = make_stepper(model, config, optimizer)
     opt = stepper.optimizer
@@ -196,6 +200,8 @@ def run_sweep(model, data, loss_of, config, progress, optimizer=None):
             else:  # CPU, a fallback, or a batch whose shape the graph was not captured for
                 train_step(batch, set_to_none=graph is None)
             step += 1
+            if val_data is not None and step % config.val_every == 0:
+                record.val.append((step - 1, validation_loss(model, val_data, loss_of, precision, device)))
             if preloaded is not None:
                 batches = preloaded
             if step - checked >= config.check_every or step == config.num_iter:
