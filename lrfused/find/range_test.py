@@ -8,6 +8,7 @@ import torch
 from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
 from lrfused.find.batch import BatchLoss
+from lrfused.find.calls import torch_scheduler_calls
 from lrfused.find.distributed import check_same_on_every_rank, is_main_rank
 from lrfused.find.precision import check_precision
 from lrfused.find.restore import Snapshot
@@ -186,6 +187,9 @@ def result_of(record, config, device, started):
     suggestions = analysis.suggest(curve_lrs, curve)
     if not all(math.isfinite(s) for s in curve):
         suggestions = {name: None for name in suggestions}
+    recommendation = analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr)
+    if config.optimizer != "sgd":
+        recommendation = torch_scheduler_calls(recommendation, config.optimizer)
     timings = dict(record.timings)
     timings["total_s"] = time.perf_counter() - started
     if record.timings.get("steps"):
@@ -195,7 +199,7 @@ def result_of(record, config, device, started):
         losses=losses,
         smoothed=smoothed,
         suggestions=suggestions,
-        recommendation=analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr),
+        recommendation=recommendation,
         end={"reason": record.end, "step": record.diverged_at, "passes": record.passes},
         skipped_steps=list(record.skipped),
         val_lrs=val_lrs,

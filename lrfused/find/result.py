@@ -47,7 +47,10 @@ class RangeTestResult:
 
     def summary(self):
         """A short table of the suggestions and the recommended settings."""
-        lines = [f"LR range test: {self.end_text()}, {len(self.lrs)} steps in {self.timings.get('sweep_s', 0):.2f}s ({self.path})"]
+        lines = [f"LR range test ({self.training_text()}): {self.end_text()}, {len(self.lrs)} steps in "
+                 f"{self.timings.get('sweep_s', 0):.2f}s ({self.path})"]
+        if self.skipped_steps:
+            lines.append(f"  the fp16 GradScaler skipped steps {self.skipped_steps} (inf/NaN grads): not in the curve")
         if self.fallback_reason:
             lines.append(f"  note: {self.fallback_reason}")
         lines.append(f"  {'suggestion':<10} {'lr':>10}")
@@ -66,6 +69,13 @@ class RangeTestResult:
             lines.append(f"    {r['cyclic']}")
             lines.append(f"    {r['warm_restarts']}")
         return "\n".join(lines)
+
+    def training_text(self):
+        """The optimizer, precision and accumulation the sweep trained with."""
+        c = self.config
+        text = f"{c.get('optimizer', 'sgd')}, {c.get('precision', 'fp32')}"
+        k = c.get("accumulation_steps", 1)
+        return text + (f", {k} batches per step" if k > 1 else "")
 
     def end_text(self):
         if self.end["reason"] == "diverged":
@@ -103,7 +113,7 @@ class RangeTestResult:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
-        ax.set_title(f"LR range test ({self.end_text()})")
+        ax.set_title(f"LR range test ({self.training_text()}; {self.end_text()})")
         frame_y(ax, self.smoothed)  # raw spikes may leave the plot
         ax.legend(fontsize=8)
         ax.grid(True, which="major", alpha=0.3)
