@@ -53,9 +53,10 @@ def test_json_summary_and_plot_say_how_the_sweep_trained(tmp_path):
     result = range_test(mlp(), pairs(), optimizer="adamw", precision="bf16", accumulation_steps=2, **SETTINGS)
     config = json.loads(result.to_json())["config"]
     assert (config["optimizer"], config["precision"], config["accumulation_steps"]) == ("adamw", "bf16", 2)
-    assert result.summary().startswith("LR range test (adamw, bf16, 2 batches per step): completed")
+    assert result.summary().startswith("LR range test: completed, 12 steps in ")
+    assert result.summary().splitlines()[0].endswith("(eager; adamw, bf16, 2 batches per step)")
     assert result.plot(tmp_path / "p.png").get_title().startswith("LR range test (adamw, bf16, 2 batches per step; ")
-    assert range_test(mlp(), pairs(), **SETTINGS).summary().startswith("LR range test (sgd, fp32): completed")
+    assert range_test(mlp(), pairs(), **SETTINGS).summary().splitlines()[0].endswith("(eager; sgd, fp32)")
 
 
 def test_cli_optimizer_precision_accumulation(tmp_path, capsys):

@@ -47,8 +47,8 @@ class RangeTestResult:
 
     def summary(self):
         """A short table of the suggestions and the recommended settings."""
-        lines = [f"LR range test ({self.training_text()}): {self.end_text()}, {len(self.lrs)} steps in "
-                 f"{self.timings.get('sweep_s', 0):.2f}s ({self.path})"]
+        lines = [f"LR range test: {self.end_text()}, {len(self.lrs)} steps in {self.timings.get('sweep_s', 0):.2f}s "
+                 f"({self.path}; {self.training_text()})"]
         if self.skipped_steps:
             lines.append(f"  the fp16 GradScaler skipped steps {self.skipped_steps} (inf/NaN grads): not in the curve")
         if self.fallback_reason:
