@@ -189,6 +189,12 @@ def test_an_instance_with_settings_of_its_own_or_a_zero_first_lr_is_rejected():
         sweep(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0))
 
 
-def test_the_batched_grid_refuses_another_optimizer():
-    with pytest.raises(ValueError, match="optimizer: the batched grid sweeps SGD only"):
-        range_test_grid(mlp(), batches(), batched=True, optimizer="adamw", progress=False)
+@pytest.mark.parametrize("kwargs, names", [
+    (dict(optimizer="adamw"), "optimizer"),
+    (dict(batch_loss=lambda model, batch: 0, precision="bf16"), "batch_loss, precision"),
+    (dict(accumulation_steps=2, val_data=[]), "accumulation_steps, val_data"),
+])
+def test_the_batched_grid_refuses_what_it_cannot_train(kwargs, names):
+    with pytest.raises(ValueError, match=f"{names}: the batched grid trains SGD in fp32"):
+        range_test_grid(mlp(), batches(), batched=True, progress=False, **kwargs)
+    range_test_grid(mlp(), batches(), batched=True, progress=False, optimizer="sgd", precision="fp32", num_iter=3)

@@ -204,10 +204,12 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
 def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     if kwargs.get("optimizers"):
         raise ValueError("optimizers: the batched grid does not train the model itself; nothing to restore")
-    if kwargs.get("batch_loss") is not None:
-        raise ValueError("batch_loss: the batched grid trains on (inputs, targets) pairs only (use batched=False)")
-    if kwargs.get("optimizer", "sgd") != "sgd":
-        raise ValueError(f"optimizer: the batched grid sweeps SGD only, got {kwargs['optimizer']!r} (use batched=False)")
+    defaults = _sweep_defaults()
+    other = [name for name in ("optimizer", "batch_loss", "precision", "accumulation_steps", "val_data")
+             if kwargs.get(name, defaults[name]) is not defaults[name] and kwargs[name] != defaults[name]]
+    if other:
+        raise ValueError(f"{', '.join(other)}: the batched grid trains SGD in fp32 on (inputs, targets), a batch per "
+                         "step, without validation (use batched=False)")
     kwargs = {name: value for name, value in kwargs.items() if name != "optimizers"}
     settings = _sweep_defaults()
     unknown = set(kwargs) - set(settings)
