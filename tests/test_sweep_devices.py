@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import requires_cuda
-from lrfused.find import range_test, sweep
+from lrfused.find import range_test, stepping, sweep
 from lrfused.find.builtin import digits_cnn, digits_loader
 from lrfused.ramp import FusedRampSGD
 
@@ -17,7 +17,7 @@ class _StepThatDoesNotRun(FusedRampSGD):
 
 
 def test_a_sweep_whose_steps_do_not_run_stops_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr(sweep, "FusedRampSGD", _StepThatDoesNotRun)
+    monkeypatch.setattr(stepping, "FusedRampSGD", _StepThatDoesNotRun)
     with pytest.raises(RuntimeError, match="the optimizer counted 0 of 1 steps"):
         range_test(digits_cnn(), digits_loader(), num_iter=5, progress=False)
 
@@ -32,7 +32,7 @@ def _sweep(device, cuda_graph):
 
 @requires_cuda()
 def test_an_empty_cuda_graph_is_caught_after_its_first_chunk(monkeypatch):
-    def empty_capture(train_step, static_x, static_y, opt, device):
+    def empty_capture(train_step, static, opt, device):
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=torch.cuda.Stream(device)):
             pass  # the step's work went to a stream the capture does not see

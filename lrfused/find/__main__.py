@@ -51,6 +51,14 @@ def build_parser():
                         help="momentum of the sweep; a comma-separated list runs one sweep per value (default 0.9)")
     parser.add_argument("--weight-decay", type=number_list, default=[0.0], metavar="WD[,WD...]",
                         help="weight decay of the sweep; a comma-separated list runs one sweep per value (default 0)")
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                        help="the optimizer swept: lrfused's fused SGD, or torch's AdamW (torch's betas and eps; "
+                             "--weight-decay applies to both, default 0)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="the forward under autocast to bf16 or fp16 (fp16 with a GradScaler)")
+    parser.add_argument("--accumulation-steps", type=int, default=1, metavar="K", help="batches per LR step (gradient accumulation)")
+    parser.add_argument("--batch-loss", metavar="MODULE:CALLABLE",
+                        help="batch_loss(model, batch) -> loss, for batches that are not (inputs, targets) pairs (instead of --loss)")
     parser.add_argument("--yes", action="store_true", help=f"run grids of more than {MAX_COMBINATIONS} combinations")
     parser.add_argument("--batched", choices=("auto", "yes", "no"), default="auto",
                         help="a grid as one vmap-batched computation (auto: on CUDA; falls back to one sweep "
@@ -159,6 +167,12 @@ def check_args(args):
         raise UsageError(str(error)) from None
     if args.then_train is not None and args.then_train < 1:
         raise UsageError(f"--then-train must be >= 1 epochs, got {args.then_train}")
+    if args.then_train is not None and (args.optimizer != "sgd" or args.batch_loss is not None):
+        raise UsageError("--then-train trains lrfused's fused SGD on (inputs, targets): not with --optimizer adamw or --batch-loss")
+    if args.accumulation_steps < 1:
+        raise UsageError(f"--accumulation-steps must be >= 1, got {args.accumulation_steps}")
+    if args.batch_loss is not None and args.loss is not None:
+        raise UsageError("--loss and --batch-loss: give one or the other")
     if args.val_data is not None and args.then_train is None:
         raise UsageError("--val-data is only used with --then-train")
 
@@ -208,14 +222,20 @@ def main(argv=None):
             diverge_threshold=args.diverge_threshold,
             cuda_graph=not args.no_cuda_graph,
             progress=not args.no_progress and not args.json,
+            optimizer=args.optimizer,
+            precision=args.precision,
+            accumulation_steps=args.accumulation_steps,
+            batch_loss=None if args.batch_loss is None else load_callable(args.batch_loss, "batch-loss"),
         )
+        # without --loss, range_test's own default: cross-entropy for pairs, the output's loss for mappings
+        sweep_loss = None if args.loss is None else loss_fn
         if is_grid(args):
             # A fresh iterable per sweep: the same data order for every combination.
-            outcome = range_test_grid(model, lambda: build_data(args), loss_fn, weight_decays=args.weight_decay,
+            outcome = range_test_grid(model, lambda: build_data(args), sweep_loss, weight_decays=args.weight_decay,
                                       momenta=args.momentum, max_combinations=10**9,
                                       batched={"auto": "auto", "yes": True, "no": False}[args.batched], **sweep)
         else:
-            outcome = range_test(model, data, loss_fn, momentum=args.momentum[0], weight_decay=args.weight_decay[0], **sweep)
+            outcome = range_test(model, data, sweep_loss, momentum=args.momentum[0], weight_decay=args.weight_decay[0], **sweep)
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (TypeError, ValueError) as error:  # arguments, or a model, data and loss that do not fit

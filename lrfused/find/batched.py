@@ -11,7 +11,7 @@ import torch
 
 from lrfused.find.analysis import Smoother
 from lrfused.find.distributed import average_across_ranks
-from lrfused.find.sweep import Batches, OutOfData, SweepRecord, _to_device
+from lrfused.find.sweep import Batches, OutOfData, SweepRecord, _as_pair, _to_device
 from lrfused.ramp import FusedRampSGD
 
 
@@ -65,7 +65,7 @@ def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
     try:
         while step < config.num_iter and running:
             try:
-                x, y = batches.next()
+                x, y = _as_pair(batches.next())
             except OutOfData:
                 for k in running:
                     records[k].end = "out_of_data"

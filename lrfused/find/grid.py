@@ -13,6 +13,8 @@ import math
 import time
 from dataclasses import dataclass
 
+import torch
+
 from lrfused._checks import check_int, check_number
 from lrfused.find.distributed import is_main_rank
 from lrfused.find.batched import VmapUnsupported, run_batched_sweeps
@@ -202,6 +204,12 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
 def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     if kwargs.get("optimizers"):
         raise ValueError("optimizers: the batched grid does not train the model itself; nothing to restore")
+    defaults = _sweep_defaults()
+    other = [name for name in ("optimizer", "batch_loss", "precision", "accumulation_steps", "val_data")
+             if kwargs.get(name, defaults[name]) is not defaults[name] and kwargs[name] != defaults[name]]
+    if other:
+        raise ValueError(f"{', '.join(other)}: the batched grid trains SGD in fp32 on (inputs, targets), a batch per "
+                         "step, without validation (use batched=False)")
     kwargs = {name: value for name, value in kwargs.items() if name != "optimizers"}
     settings = _sweep_defaults()
     unknown = set(kwargs) - set(settings)
@@ -210,7 +218,8 @@ def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     sweep_data = data() if callable(data) else data
     # momentum and weight decay are the grid's, per combination: the shared config holds neither
     settings.update(kwargs, momentum=0.0, weight_decay=0.0)
-    config, loss_fn, device = checked_config(model, sweep_data, loss_fn, **settings)
+    config, _, device = checked_config(model, sweep_data, loss_fn, **settings)
+    loss_fn = torch.nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     started = time.perf_counter()
     snapshot = Snapshot(model, (), cuda=device.type == "cuda")
     label = f"[{len(combinations)} combinations, batched]" if progress else False

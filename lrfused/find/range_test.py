@@ -7,10 +7,15 @@ import torch
 
 from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
+from lrfused.find.batch import BatchLoss
+from lrfused.find.calls import torch_scheduler_calls
 from lrfused.find.distributed import check_same_on_every_rank, is_main_rank
+from lrfused.find.precision import check_precision
 from lrfused.find.restore import Snapshot
+from lrfused.find.stepping import check_optimizer, optimizer_name
 from lrfused.find.result import RangeTestResult
 from lrfused.find.sweep import SweepConfig, run_sweep
+from lrfused.find.validation import check_val_data
 from lrfused.ramp import check_ramp, ramp_lr
 
 
@@ -26,40 +31,78 @@ def range_test(
     smooth=0.95,
     diverge_threshold=4.0,
     momentum=0.9,
-    weight_decay=0.0,
+    weight_decay=None,
     nesterov=False,
     check_every=None,
     cuda_graph=True,
     progress=True,
     optimizers=(),
+    optimizer="sgd",
+    betas=None,
+    eps=None,
+    batch_loss=None,
+    precision="fp32",
+    accumulation_steps=1,
+    val_data=None,
+    val_every=1,
 ):
     """Sweeps the LR from start_lr to end_lr over num_iter training steps and returns what it found.
 
-    model: an nn.Module, on the device to sweep on. data: an iterable of (inputs, targets) batches
-    (a DataLoader, a list...), cycled when it runs out; a one-shot iterator that runs out ends the
-    sweep ("out_of_data"). loss_fn(model(inputs), targets) -> scalar, cross-entropy by default.
+    model: an nn.Module, on the device to sweep on. data: an iterable of batches (a DataLoader, a
+    list...), cycled when it runs out; a one-shot iterator that runs out ends the sweep
+    ("out_of_data"). Tensors in a batch (nested in tuples, lists and dicts) move to the model's
+    device. A batch is
+      - an (inputs, targets) pair: the loss is loss_fn(model(inputs), targets), cross-entropy by
+        default;
+      - a mapping (Hugging Face style): model(**batch), and the loss is loss_fn(output, batch), or
+        without a loss_fn the output's `.loss` (or `["loss"]`);
+      - anything: batch_loss(model, batch) -> the scalar loss (instead of loss_fn).
+    A LightningModule as the model (anything with training_step(batch, batch_idx) returning the
+    loss or a dict with "loss") trains on its training_step; a LightningDataModule as the data
+    (anything with train_dataloader()) gives its train_dataloader() after prepare_data() and
+    setup("fit").
 
     Step i (0-based) trains at lr_i = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for
     mode='exp' (start_lr + (end_lr - start_lr) * i / (num_iter - 1) for 'linear'): exactly start_lr
-    at the first step and end_lr at the last. SGD with `momentum`, `weight_decay`, `nesterov`,
-    the whole step in one fused kernel. The sweep stops when it diverges (see
-    lrfused.find.analysis), checking every `check_every` steps (1 on CPU, 10 on CUDA by default).
-    On CUDA the step is captured in a CUDA graph unless cuda_graph=False.
+    at the first step and end_lr at the last. The optimizer swept:
+      - optimizer="sgd": SGD with `momentum`, `weight_decay` (default 0), `nesterov`, the whole step,
+        LR included, in one fused kernel;
+      - optimizer="adamw": torch.optim.AdamW (fused where torch has it) with `betas`, `eps` and
+        `weight_decay`, torch's defaults ((0.9, 0.999), 1e-8, 1e-2); its LR written each step;
+      - a torch.optim.Optimizer instance over the model's parameters: its own hyperparameters, the
+        LR of its first param group swept as above and every other group's kept in the same ratio
+        to it; its state is restored afterwards.
+    precision: "fp32", "bf16" or "fp16": the forward under autocast to that type; fp16 with a
+    torch.amp.GradScaler, whose skipped steps (inf/NaN grads) are listed in
+    result.skipped_steps and left out of the curve. accumulation_steps=k: each LR step trains on k
+    batches, each loss divided by k as in training; the recorded loss is the mean of the k.
+    val_data: batches (re-iterable) whose mean loss, in eval mode without grad, is recorded every
+    `val_every` steps (result.val_lrs / val_losses), plotted, and read for the suggestions instead
+    of the training loss (divergence is still judged on the training loss).
 
-    The model's parameters, buffers, grads and train/eval modes, the state of any `optimizers`
-    given, and the RNG states are restored bit for bit afterwards: on completion, on divergence,
-    on an exception and on KeyboardInterrupt.
+    The sweep stops when it diverges (see lrfused.find.analysis), checking every `check_every` steps
+    (1 on CPU, 10 on CUDA by default). On CUDA the step is captured in a CUDA graph unless
+    cuda_graph=False (or the LR is written on the host: an optimizer other than "sgd"; or fp16).
+
+    The model's parameters, buffers, grads and train/eval modes, the state of `optimizer` (an
+    instance) and of any `optimizers` given, and the RNG states are restored bit for bit
+    afterwards: on completion, on divergence, on an exception and on KeyboardInterrupt.
     """
-    config, loss_fn, device = checked_config(
+    if not isinstance(data, collections.abc.Iterable) and callable(getattr(data, "train_dataloader", None)):
+        data = _train_dataloader(data)
+    config, loss, device = checked_config(
         model, data, loss_fn, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, mode=mode, smooth=smooth,
         diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
-        check_every=check_every, cuda_graph=cuda_graph,
+        check_every=check_every, cuda_graph=cuda_graph, optimizer=optimizer, betas=betas, eps=eps,
+        batch_loss=batch_loss, precision=precision, accumulation_steps=accumulation_steps,
+        val_data=val_data, val_every=val_every,
     )
     started = time.perf_counter()
-    snapshot = Snapshot(model, optimizers, cuda=device.type == "cuda")
+    instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
+    snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
     bar = _progress_bar(num_iter, progress)
     try:
-        record = run_sweep(model, data, loss_fn, config, bar)
+        record = run_sweep(model, data, loss, config, bar, optimizer=instance, val_data=val_data)
     finally:
         bar.close()
         snapshot.restore()
@@ -67,9 +110,10 @@ def range_test(
 
 
 def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
-                   weight_decay, nesterov, check_every, cuda_graph):
+                   weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None, batch_loss=None,
+                   precision="fp32", accumulation_steps=1, val_data=None, val_every=1):
     """range_test's arguments checked (raising before anything runs; under torch.distributed, on every
-    rank if the ranks' settings differ), as (SweepConfig, loss_fn, device)."""
+    rank if the ranks' settings differ), as (SweepConfig, BatchLoss, device)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(model.parameters(), None) is None:
@@ -80,14 +124,16 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
     check_number("smooth", smooth, maximum=0.999999)
     check_number("diverge_threshold", diverge_threshold, minimum=1.0, strictly_above=True)
     check_bool("cuda_graph", cuda_graph)
-    if loss_fn is None:
-        loss_fn = torch.nn.CrossEntropyLoss()
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    loss = BatchLoss(loss_fn, batch_loss, model)
     device = next(model.parameters()).device
     if check_every is None:
         check_every = 10 if device.type == "cuda" else 1
     check_int("check_every", check_every, minimum=1)
+    check_int("accumulation_steps", accumulation_steps, minimum=1)
+    check_int("val_every", val_every, minimum=1)
+    check_val_data(val_data)
+    check_precision(precision, device)
+    betas, eps, weight_decay = check_optimizer(model, optimizer, betas=betas, eps=eps, weight_decay=weight_decay)
     config = SweepConfig(
         start_lr=float(start_lr),
         end_lr=float(end_lr),
@@ -100,22 +146,50 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
         nesterov=nesterov,
         check_every=check_every,
         cuda_graph=cuda_graph,
+        optimizer=optimizer_name(optimizer),
+        betas=betas,
+        eps=eps,
+        precision=precision,
+        accumulation_steps=accumulation_steps,
+        val_every=val_every,
     )
     check_same_on_every_rank(vars(config))
-    return config, loss_fn, device
+    return config, loss, device
+
+
+def _train_dataloader(datamodule):
+    """A LightningDataModule's training batches, prepared and set up as a Trainer's fit would."""
+    for hook, args in (("prepare_data", ()), ("setup", ("fit",))):
+        if callable(getattr(datamodule, hook, None)):
+            getattr(datamodule, hook)(*args)
+    return datamodule.train_dataloader()
 
 
 def result_of(record, config, device, started):
     """The RangeTestResult of a finished sweep."""
     start_lr, end_lr, num_iter, mode = config.start_lr, config.end_lr, config.num_iter, config.mode
-    losses = record.losses[: record.diverged_at + 1] if record.diverged_at is not None else record.losses
-    lrs = [ramp_lr(start_lr, end_lr, num_iter, mode, i) for i in range(len(losses))]
+    end = record.diverged_at + 1 if record.diverged_at is not None else len(record.losses)
+    skipped = set(record.skipped)
+    steps = [i for i in range(end) if i not in skipped]  # a skipped step trained nothing
+    losses = [record.losses[i] for i in steps]
+    lrs = [ramp_lr(start_lr, end_lr, num_iter, mode, i) for i in steps]
     smoothed = analysis.smooth(losses, config.smooth)
     # Suggestions read the curve before divergence: the diverged step itself is shown, not used.
     usable = len(losses) - 1 if record.diverged_at is not None else len(losses)
-    suggestions = analysis.suggest(lrs[:usable], smoothed[:usable])
-    if not all(math.isfinite(s) for s in smoothed[:usable]):
+    val = [(i, loss) for i, loss in record.val if i < end]
+    val_lrs = [ramp_lr(start_lr, end_lr, num_iter, mode, i) for i, _ in val]
+    val_losses = [loss for _, loss in val]
+    if val:  # the suggestions read the validation curve (before divergence) instead
+        read = [k for k, (i, _) in enumerate(val) if record.diverged_at is None or i < record.diverged_at]
+        curve_lrs, curve = [val_lrs[k] for k in read], analysis.smooth([val_losses[k] for k in read], config.smooth)
+    else:
+        curve_lrs, curve = lrs[:usable], smoothed[:usable]
+    suggestions = analysis.suggest(curve_lrs, curve)
+    if not all(math.isfinite(s) for s in curve):
         suggestions = {name: None for name in suggestions}
+    recommendation = analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr)
+    if config.optimizer != "sgd":
+        recommendation = torch_scheduler_calls(recommendation, config.optimizer)
     timings = dict(record.timings)
     timings["total_s"] = time.perf_counter() - started
     if record.timings.get("steps"):
@@ -125,8 +199,11 @@ def result_of(record, config, device, started):
         losses=losses,
         smoothed=smoothed,
         suggestions=suggestions,
-        recommendation=analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr),
+        recommendation=recommendation,
         end={"reason": record.end, "step": record.diverged_at, "passes": record.passes},
+        skipped_steps=list(record.skipped),
+        val_lrs=val_lrs,
+        val_losses=val_losses,
         timings=timings,
         path=record.path,
         fallback_reason=record.fallback_reason,

@@ -18,12 +18,17 @@ class RangeTestResult:
     path: str  # eager | cuda_graph
     fallback_reason: str = None
     config: dict = field(default_factory=dict)
+    skipped_steps: list = field(default_factory=list)  # steps an fp16 GradScaler skipped: not in lrs/losses
+    val_lrs: list = field(default_factory=list)  # the LR of each validation loss (with val_data)
+    val_losses: list = field(default_factory=list)
 
     def to_dict(self):
+        skipped = set(self.skipped_steps)  # (numbered as the sweep's steps)
+        numbers = [i for i in range(len(self.lrs) + len(skipped)) if i not in skipped]
         return {
             "steps": [
                 {"step": i, "lr": lr, "loss": loss, "smoothed_loss": s}
-                for i, (lr, loss, s) in enumerate(zip(self.lrs, self.losses, self.smoothed))
+                for i, lr, loss, s in zip(numbers, self.lrs, self.losses, self.smoothed)
             ],
             "suggestions": self.suggestions,
             "recommendation": self.recommendation,
@@ -32,6 +37,8 @@ class RangeTestResult:
             "path": self.path,
             "fallback_reason": self.fallback_reason,
             "config": self.config,
+            "skipped_steps": self.skipped_steps,
+            "validation": [{"lr": lr, "loss": loss} for lr, loss in zip(self.val_lrs, self.val_losses)],
         }
 
     def to_json(self):
@@ -40,7 +47,10 @@ class RangeTestResult:
 
     def summary(self):
         """A short table of the suggestions and the recommended settings."""
-        lines = [f"LR range test: {self.end_text()}, {len(self.lrs)} steps in {self.timings.get('sweep_s', 0):.2f}s ({self.path})"]
+        lines = [f"LR range test: {self.end_text()}, {len(self.lrs)} steps in {self.timings.get('sweep_s', 0):.2f}s "
+                 f"({self.path}; {self.training_text()})"]
+        if self.skipped_steps:
+            lines.append(f"  the fp16 GradScaler skipped steps {self.skipped_steps} (inf/NaN grads): not in the curve")
         if self.fallback_reason:
             lines.append(f"  note: {self.fallback_reason}")
         lines.append(f"  {'suggestion':<10} {'lr':>10}")
@@ -59,6 +69,13 @@ class RangeTestResult:
             lines.append(f"    {r['cyclic']}")
             lines.append(f"    {r['warm_restarts']}")
         return "\n".join(lines)
+
+    def training_text(self):
+        """The optimizer, precision and accumulation the sweep trained with."""
+        c = self.config
+        text = f"{c.get('optimizer', 'sgd')}, {c.get('precision', 'fp32')}"
+        k = c.get("accumulation_steps", 1)
+        return text + (f", {k} batches per step" if k > 1 else "")
 
     def end_text(self):
         if self.end["reason"] == "diverged":
@@ -81,6 +98,8 @@ class RangeTestResult:
             fig, ax = plt.subplots(figsize=(7, 4.5))
         ax.plot(self.lrs, self.losses, color="0.75", linewidth=1, label="loss")
         ax.plot(self.lrs, self.smoothed, color="C0", linewidth=2, label="smoothed loss")
+        if self.val_losses:
+            ax.plot(self.val_lrs, self.val_losses, color="C4", marker=".", linewidth=1.5, label="validation loss")
         markers = {"valley": ("C1", "o"), "steep": ("C2", "v"), "minimum": ("C3", "s")}
         for name, (color, marker) in markers.items():
             lr = self.suggestions.get(name)
@@ -94,7 +113,7 @@ class RangeTestResult:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
-        ax.set_title(f"LR range test ({self.end_text()})")
+        ax.set_title(f"LR range test ({self.training_text()}; {self.end_text()})")
         frame_y(ax, self.smoothed)  # raw spikes may leave the plot
         ax.legend(fontsize=8)
         ax.grid(True, which="major", alpha=0.3)

@@ -1,4 +1,5 @@
-"""The sweep: train for num_iter steps while FusedRampSGD raises the LR, and record every step's loss.
+"""The sweep: train for num_iter steps while the LR rises (applied as lrfused.find.stepping says), and
+record every step's loss.
 
 Each step writes its loss into a device-side history at the index of the optimizer's step counter,
 so the host reads losses (and checks for divergence) only every `check_every` steps: one sync per
@@ -16,8 +17,11 @@ from dataclasses import dataclass, field
 import torch
 
 from lrfused.find.analysis import Smoother
+from lrfused.find.batch import map_tensors, tensors_in, to_device
 from lrfused.find.distributed import average_across_ranks, is_distributed, sum_across_ranks
-from lrfused.ramp import FusedRampSGD
+from lrfused.find.precision import Precision
+from lrfused.find.stepping import make_stepper, put
+from lrfused.find.validation import validation_loss
 
 WARMUP_STEPS = 3  # eager steps before capture: the optimizer state and autograd's buffers exist then
 PRELOAD_FRACTION = 0.25  # preload the sweep's batches if they take at most this share of free memory
@@ -40,6 +44,12 @@ class SweepConfig:
     nesterov: bool
     check_every: int
     cuda_graph: bool
+    optimizer: str = "sgd"  # sgd | adamw | "<class name> (given)"
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    accumulation_steps: int = 1
+    val_every: int = 1  # steps between validation losses, when val_data is given
+    betas: tuple = None  # adamw's
+    eps: float = None  # adamw's
 
 
 @dataclass
@@ -50,11 +60,13 @@ class SweepRecord:
     path: str = "eager"  # eager | cuda_graph
     fallback_reason: str = None
     passes: int = 1  # passes over the data (it is cycled)
+    skipped: list = field(default_factory=list)  # steps the fp16 GradScaler skipped (their losses not used)
+    val: list = field(default_factory=list)  # (step, validation loss after it)
     timings: dict = field(default_factory=dict)
 
 
 class Batches:
-    """(inputs, targets) batches from `data`, starting a new pass when one ends, unless `data` is a
+    """Batches from `data`, starting a new pass when one ends, unless `data` is a
     one-shot iterator (then OutOfData).
 
     Under torch.distributed every rank takes a batch or none: when one rank's data runs out, the
@@ -88,7 +100,7 @@ class Batches:
     def _take(self):
         """This rank's next batch, or None if its data ran out."""
         try:
-            return _as_pair(next(self._iterator))
+            return next(self._iterator)
         except StopIteration:
             pass
         if self._one_shot:
@@ -96,7 +108,7 @@ class Batches:
         self._iterator = iter(self._data)
         self.passes += 1
         try:
-            return _as_pair(next(self._iterator))
+            return next(self._iterator)
         except StopIteration:
             return None
 
@@ -119,82 +131,86 @@ def _to_device(x, device):
     return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
 
 
-def run_sweep(model, data, loss_fn, config, progress):
-    """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord."""
+def run_sweep(model, data, loss_of, config, progress, optimizer=None, val_data=None):
+    """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord.
+    loss_of(model, batch) -> the scalar loss (a lrfused.find.batch.BatchLoss).
+    optimizer: a torch optimizer instance to sweep instead of config.optimizer. val_data: batches
+    whose mean loss is recorded every config.val_every steps."""
     device = next(model.parameters()).device
     # The model's device made current (it need not be cuda:0), so that its work runs on the streams
     # the sweep sets up and captures.
     with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-        return _sweep(model, data, loss_fn, config, progress, device)
+        return _sweep(model, data, loss_of, config, progress, optimizer, val_data, device)
 
 
-def _sweep(model, data, loss_fn, config, progress, device):
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no parameters that require grad: there is nothing to sweep")
-    opt = FusedRampSGD(
-        params,
-        start_lr=config.start_lr,
-        end_lr=config.end_lr,
-        num_iter=config.num_iter,
-        mode=config.mode,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=config.nesterov,
-    )
+def _sweep(model, data, loss_of, config, progress, optimizer, val_data, device):
+    stepper = make_stepper(model, config, optimizer)
+    opt = stepper.optimizer
     history = torch.full((config.num_iter,), math.nan, dtype=torch.float32, device=device)
+    precision = Precision(config.precision, device)
+    skipped = torch.zeros_like(history)  # 1 where the GradScaler skipped the step
     batches = Batches(data, device)
     record = SweepRecord()
     model.train()
 
-    def train_step(x, y, set_to_none=True):
+    def train_step(micro_batches, set_to_none=True):
+        """One LR step over config.accumulation_steps micro-batches, the loss averaged as in training."""
         opt.zero_grad(set_to_none=set_to_none)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        # The loss lands at history[step counter], read from the device: no sync, graph-safe.
-        # (clamped: a counter past the end must not index out of bounds)
-        index = opt._step.view(1).clamp(max=config.num_iter - 1)
-        history.index_copy_(0, index, loss.detach().float().reshape(1))
-        opt.step()
+        index, total = stepper.index(), 0.0
+        for batch in micro_batches:
+            with precision.autocast():
+                loss = loss_of(model, batch)
+            precision.backward(loss / len(micro_batches))
+            total = total + loss.detach().float()
+        put(history, index, total / len(micro_batches))
+        was_skipped = precision.step(stepper)
+        if was_skipped is not None:
+            put(skipped, index, was_skipped.float())
 
     graph = None
     use_graph = config.cuda_graph and device.type == "cuda"
+    if use_graph and not stepper.capturable:
+        record.fallback_reason = f"optimizer {config.optimizer}: its LR is written on the host each step, not capturable; ran eager"
+    elif use_graph and precision.scaler is not None:
+        record.fallback_reason = "precision fp16: the GradScaler's bookkeeping runs on the host each step; ran eager"
+    use_graph = use_graph and record.fallback_reason is None
     smoother = Smoother(config.smooth, config.diverge_threshold)
     checked, step = 0, 0
-    counter_checked = False
+    counter_checked = not stepper.capturable  # only the kernel ramp keeps a device step counter
     start = time.perf_counter()
     stream = torch.cuda.Stream(device) if use_graph else None
-    static_x = static_y = preloaded = None
+    static = preloaded = None
     try:
         while step < config.num_iter:
             try:
-                x, y = batches.next()
+                batch = [to_device(batches.next(), device) for _ in range(config.accumulation_steps)]
             except OutOfData:
                 record.end = "out_of_data"
                 break
-            x, y = _to_device(x, device), _to_device(y, device)
             if use_graph and step == 0 and not batches.agree_each_batch:  # (else every rank's next batch is a collective)
-                preloaded = _preload(batches, x, y, config.num_iter, device)
+                preloaded = _preload(batches, batch[0], (config.num_iter - 1) * len(batch), device)
             if use_graph and step >= WARMUP_STEPS and graph is None and record.fallback_reason is None:
-                static_x, static_y = x.clone(), y.clone()
+                static = map_tensors(torch.clone, batch)
                 capture_start = time.perf_counter()
-                graph, reason = _capture(train_step, static_x, static_y, opt, device)
+                graph, reason = _capture(train_step, static, opt, device)
                 record.timings["capture_s"] = time.perf_counter() - capture_start
                 if graph is None:
                     record.fallback_reason = reason
                     use_graph = False
-            if graph is not None and x.shape == static_x.shape and y.shape == static_y.shape:
-                static_x.copy_(x, non_blocking=True)
-                static_y.copy_(y, non_blocking=True)
+            if graph is not None and _same_shapes(batch, static):
+                for into, value in zip(tensors_in(static), tensors_in(batch)):
+                    into.copy_(value, non_blocking=True)
                 graph.replay()
             elif use_graph and step < WARMUP_STEPS:
                 stream.wait_stream(torch.cuda.current_stream(device))
                 with torch.cuda.stream(stream):
-                    train_step(x, y)
+                    train_step(batch)
                 torch.cuda.current_stream(device).wait_stream(stream)
             else:  # CPU, a fallback, or a batch whose shape the graph was not captured for
-                train_step(x, y, set_to_none=graph is None)
+                train_step(batch, set_to_none=graph is None)
             step += 1
+            if val_data is not None and step % config.val_every == 0:
+                record.val.append((step - 1, validation_loss(model, val_data, loss_of, precision, device)))
             if preloaded is not None:
                 batches = preloaded
             if step - checked >= config.check_every or step == config.num_iter:
@@ -203,9 +219,12 @@ def _sweep(model, data, loss_fn, config, progress, device):
                     counter_checked = True
                 # the one sync of this chunk; under DDP the mean over ranks, so all ranks stop together
                 losses = average_across_ranks(history[checked:step]).tolist()
-                for i, loss in enumerate(losses, start=checked):
+                was_skipped = skipped[checked:step].tolist() if precision.scaler is not None else [0.0] * len(losses)
+                for i, (loss, skip) in enumerate(zip(losses, was_skipped), start=checked):
                     record.losses.append(loss)
-                    if smoother.add(loss)[1]:
+                    if skip:
+                        record.skipped.append(i)
+                    elif smoother.add(loss)[1]:
                         record.end, record.diverged_at = "diverged", i
                         break
                 progress.update(step - checked)
@@ -223,8 +242,9 @@ def _sweep(model, data, loss_fn, config, progress, device):
 
 
 def _check_steps_ran(opt, steps):
-    """Once, after the first chunk on the sweep's final path: the counter moved once per step. A graph whose work ran on a stream
-    it did not capture is empty, and its replays would leave NaN losses that read as divergence."""
+    """Once, after the first chunk on the sweep's final path: the counter moved once per step. A graph
+    whose work ran on a stream it did not capture is empty, and its replays would leave NaN losses
+    that read as divergence."""
     counted = int(opt._step)
     if counted != steps:
         raise RuntimeError(
@@ -234,7 +254,13 @@ def _check_steps_ran(opt, steps):
         )
 
 
-def _capture(train_step, static_x, static_y, opt, device):
+def _same_shapes(batch, static):
+    """Whether the graph captured for `static` can replay `batch` (copied into its tensors)."""
+    ours, captured = tensors_in(batch), tensors_in(static)
+    return len(ours) == len(captured) and all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(ours, captured))
+
+
+def _capture(train_step, static, opt, device):
     """A CUDA graph of one training step, or (None, reason) if it cannot be captured."""
     graph = torch.cuda.CUDAGraph()
     opt.zero_grad(set_to_none=True)  # grads are allocated inside the graph's pool, static across replays
@@ -242,7 +268,7 @@ def _capture(train_step, static_x, static_y, opt, device):
         # A stream of the model's device: torch's default capture stream is made on whichever
         # device was current the first time any graph was captured.
         with torch.cuda.graph(graph, stream=torch.cuda.Stream(device)):
-            train_step(static_x, static_y, set_to_none=False)
+            train_step(static, set_to_none=False)
     except Exception as error:  # the model syncs, allocates host memory, has dynamic control flow...
         torch.cuda.synchronize(device)
         return None, f"CUDA graph capture failed ({type(error).__name__}: {str(error).splitlines()[0]}); ran eager"
@@ -262,17 +288,16 @@ class _Preloaded:
         return self._items.popleft()
 
 
-def _preload(batches, x, y, num_iter, device):
-    """Copies the sweep's next num_iter - 1 batches to the device if they fit comfortably."""
-    per_batch = x.numel() * x.element_size() + y.numel() * y.element_size()
+def _preload(batches, batch, count, device):
+    """Copies the sweep's next `count` batches (each like `batch`) to the device if they fit comfortably."""
+    per_batch = sum(t.numel() * t.element_size() for t in tensors_in(batch))
     free, _ = torch.cuda.mem_get_info(device)
-    if per_batch * num_iter > PRELOAD_FRACTION * free:
+    if per_batch * (count + 1) > PRELOAD_FRACTION * free:
         return None
     items = []
     try:
-        for _ in range(num_iter - 1):
-            bx, by = batches.next()
-            items.append((_to_device(bx, device), _to_device(by, device)))
+        for _ in range(count):
+            items.append(to_device(batches.next(), device))
     except OutOfData:
         pass
     return _Preloaded(items, batches.passes)
