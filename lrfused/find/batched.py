@@ -11,8 +11,16 @@ import torch
 
 from lrfused.find.analysis import Smoother
 from lrfused.find.distributed import average_across_ranks
-from lrfused.find.sweep import Batches, OutOfData, SweepRecord, _as_pair, _to_device
+from lrfused.find.batch import to_device
+from lrfused.find.sweep import Batches, OutOfData, SweepRecord
 from lrfused.ramp import FusedRampSGD
+
+
+def _as_pair(batch):
+    """The batched grid trains on (inputs, targets) pairs only."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(f"data must yield (inputs, targets) pairs, got {type(batch).__name__}")
+    return batch
 
 
 class VmapUnsupported(Exception):
@@ -70,7 +78,7 @@ def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
                 for k in running:
                     records[k].end = "out_of_data"
                 break
-            x, y = _to_device(x, device), _to_device(y, device)
+            x, y = to_device((x, y), device)
             try:
                 grads, losses = grads_and_losses(params, buffers, x, y)
             except (RuntimeError, NotImplementedError) as error:

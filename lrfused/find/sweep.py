@@ -121,16 +121,6 @@ def _has_length(data):
     return True
 
 
-def _as_pair(batch):
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise TypeError(f"data must yield (inputs, targets) pairs, got {type(batch).__name__}")
-    return batch
-
-
-def _to_device(x, device):
-    return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
-
-
 def run_sweep(model, data, loss_of, config, progress, optimizer=None, val_data=None):
     """Trains `model` through the sweep (the caller restores it) and returns the SweepRecord.
     loss_of(model, batch) -> the scalar loss (a lrfused.find.batch.BatchLoss).
