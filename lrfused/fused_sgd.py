@@ -483,9 +483,12 @@ class FusedSGD(Optimizer):
                 if master is not None:
                     masters.append(_kernel_view(master))
         kernel_groups = [self._configs[index] for index in range(len(self.param_groups))]
-        tables = [g.step_tensor(self._step.device) for g in kernel_groups]
-        table_index = [-1 if t is None else i for i, t in enumerate(tables)]
-        tables = [t for t in tables if t is not None]
+        tables, table_index = [], []  # each group's table (or tensor lr) by its place among those given
+        for g in kernel_groups:
+            table = g.step_tensor(self._step.device)
+            table_index.append(-1 if table is None else len(tables))
+            if table is not None:
+                tables.append(table)
         configs = [value for g in kernel_groups for value in g.vector]
         sgd_step_(
             params, grads, buffers, buffer_index, first_steps, masters, master_index, group_of, configs,

@@ -158,3 +158,22 @@ def test_compiled_step_matches_torch_with_drop_in_inputs(make_param, lr):
         step()
         reference.step()
         torch.testing.assert_close(param, twin)
+
+
+def test_compiled_step_with_float_and_tensor_lr_groups_matches_torch():
+    """Groups with a float lr and groups with a tensor lr side by side: each tensor lr goes to its own
+    group (the op's table_index counts only the groups that give one)."""
+    params = [torch.randn(5), torch.randn(3), torch.randn(4)]
+    twins = [p.clone() for p in params]
+    lrs = [0.1, torch.tensor(0.05), torch.tensor(0.2)]
+    fused = lrfused.FusedSGD([{"params": [p], "lr": lr} for p, lr in zip(params, lrs)], momentum=0.9)
+    reference = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(twins, lrs)], momentum=0.9, foreach=False)
+    step = torch.compile(fused.step)
+    for _ in range(3):
+        for p, q in zip(params, twins):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        step()
+        reference.step()
+        for p, q in zip(params, twins):
+            torch.testing.assert_close(p, q)
