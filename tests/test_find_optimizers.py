@@ -4,6 +4,8 @@ import copy
 
 import pytest
 import torch
+
+import lrfused
 from test_find import Boom, assert_same, fingerprint
 
 from lrfused.find import range_test
@@ -162,6 +164,8 @@ def test_the_sweep_trains_with_the_optimizer_and_keeps_nothing_of_it():
         (dict(optimizer="adamw", eps=-1.0), ValueError, "eps must be >= 0"),
         (dict(betas=(0.9, 0.99)), ValueError, "betas applies to optimizer='adamw' only"),
         (dict(eps=1e-6), ValueError, "eps applies to optimizer='adamw' only"),
+        (dict(optimizer="adamw", momentum=0.8), ValueError, "momentum, nesterov: they set the fused SGD sweep"),
+        (dict(optimizer="adamw", nesterov=True), ValueError, "momentum, nesterov: they set the fused SGD sweep"),
     ],
 )
 def test_bad_optimizer_settings_are_rejected_before_the_sweep(kwargs, error, message):
@@ -198,3 +202,24 @@ def test_the_batched_grid_refuses_what_it_cannot_train(kwargs, names):
     with pytest.raises(ValueError, match=f"{names}: the batched grid trains SGD in fp32"):
         range_test_grid(mlp(), batches(), batched=True, progress=False, **kwargs)
     range_test_grid(mlp(), batches(), batched=True, progress=False, optimizer="sgd", precision="fp32", num_iter=3)
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10),
+    lambda params: lrfused.FusedCyclicSGD(params, base_lr=0.01, max_lr=0.1, step_size_up=2),
+], ids=["one_cycle", "cyclic"])
+def test_an_instance_whose_schedule_sets_the_lr_is_rejected(make):
+    """Its kernel computes the LR itself: writing group['lr'] would sweep nothing."""
+    model = mlp()
+    before = fingerprint(model)
+    with pytest.raises(ValueError, match="optimizer: Fused.*SGD computes its own LR from its schedule"):
+        sweep(model, optimizer=make(model.parameters()))
+    assert_same(before, fingerprint(model))
+
+
+def test_a_constant_fused_sgd_instance_sweeps_like_torch_sgd():
+    model, twin = mlp(), mlp()
+    fused = sweep(model, optimizer=lrfused.FusedSGD(model.parameters(), lr=0.1, momentum=0.9))
+    torch_sgd = sweep(twin, optimizer=torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9, foreach=False))
+    assert fused.losses == pytest.approx(torch_sgd.losses, rel=1e-5)
+    assert fused.config["momentum"] is None  # the instance's own momentum, not range_test's

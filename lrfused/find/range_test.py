@@ -12,7 +12,7 @@ from lrfused.find.calls import torch_scheduler_calls
 from lrfused.find.distributed import check_same_on_every_rank, is_main_rank
 from lrfused.find.precision import check_precision
 from lrfused.find.restore import Snapshot
-from lrfused.find.stepping import check_optimizer, optimizer_name
+from lrfused.find.stepping import SGD_MOMENTUM, check_optimizer, optimizer_name
 from lrfused.find.result import RangeTestResult
 from lrfused.find.sweep import SweepConfig, run_sweep
 from lrfused.find.validation import check_val_data
@@ -30,7 +30,7 @@ def range_test(
     mode="exp",
     smooth=0.95,
     diverge_threshold=4.0,
-    momentum=0.9,
+    momentum=SGD_MOMENTUM,
     weight_decay=None,
     nesterov=False,
     check_every=None,
@@ -133,7 +133,10 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
     check_int("val_every", val_every, minimum=1)
     check_val_data(val_data)
     check_precision(precision, device)
-    betas, eps, weight_decay = check_optimizer(model, optimizer, betas=betas, eps=eps, weight_decay=weight_decay)
+    betas, eps, weight_decay = check_optimizer(model, optimizer, betas=betas, eps=eps, weight_decay=weight_decay,
+                                               momentum=momentum, nesterov=nesterov)
+    if optimizer != "sgd":  # the fused SGD sweep's own settings: not used, not reported
+        momentum = nesterov = None
     config = SweepConfig(
         start_lr=float(start_lr),
         end_lr=float(end_lr),

@@ -5,8 +5,10 @@ import torch
 
 from lrfused._checks import check_number
 from lrfused.ramp import FusedRampSGD, ramp_lr
+from lrfused.schedules import Constant
 
 OPTIMIZER_NAMES = ("sgd", "adamw")
+SGD_MOMENTUM = 0.9  # range_test's default momentum
 
 
 def optimizer_name(optimizer):
@@ -14,10 +16,20 @@ def optimizer_name(optimizer):
     return optimizer if isinstance(optimizer, str) else f"{type(optimizer).__name__} (given)"
 
 
-def check_optimizer(model, optimizer, *, betas, eps, weight_decay):
+def check_optimizer(model, optimizer, *, betas, eps, weight_decay, momentum, nesterov):
     """Raises before anything runs unless `optimizer` (and the settings that go with it) can be swept
-    on `model`; returns (betas, eps, weight_decay) with the defaults of that optimizer filled in."""
+    on `model`; returns (betas, eps, weight_decay) with the defaults of that optimizer filled in.
+    momentum and nesterov belong to the fused SGD sweep: any other optimizer refuses them unless they
+    are range_test's defaults (which it then does not use)."""
+    if optimizer != "sgd" and (momentum != SGD_MOMENTUM or nesterov):
+        raise ValueError(f"momentum, nesterov: they set the fused SGD sweep (optimizer='sgd'); got momentum={momentum!r}, "
+                         f"nesterov={nesterov!r} with optimizer={optimizer_name(optimizer)}")
     if isinstance(optimizer, torch.optim.Optimizer):
+        schedule = getattr(optimizer, "schedule", None)
+        if schedule is not None and not isinstance(schedule, Constant):
+            raise ValueError(f"optimizer: {type(optimizer).__name__} computes its own LR from its schedule "
+                             f"({type(schedule).__name__}) in the kernel, so a sweep cannot set it; use "
+                             "lrfused.FusedSGD(params, schedule=Constant()) or optimizer='sgd'")
         given = [name for name, value in (("betas", betas), ("eps", eps), ("weight_decay", weight_decay)) if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: an optimizer instance sweeps with its own hyperparameters; "
