@@ -256,3 +256,26 @@ def _different_settings_worker(rank, tmp):
 
 def test_range_test_under_ddp_refuses_settings_that_differ_between_ranks(tmp_path):
     _run(_different_settings_worker, tmp_path)
+
+
+def _refused_on_one_rank_worker(rank, tmp):
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from lrfused.find import range_test
+
+    model = DDP(_model())
+    before = _params_of(model)
+    data = [_shard(rank, step) for step in range(10)]
+    sweep = functools.partial(range_test, model, data, torch.nn.functional.mse_loss, num_iter=10, progress=False)
+    # rank 1's own argument is refused: every rank raises instead of waiting for it
+    expected = r"^accumulation_steps" if rank == 1 else r"refused on another rank \(rank 1: ValueError: accumulation_steps"
+    with pytest.raises(ValueError, match=expected):
+        sweep(accumulation_steps=0 if rank == 1 else 1)
+    # validation data on one rank only: each validation pass is collective under DDP
+    with pytest.raises(ValueError, match=r"val_batches: \[2, None\]"):
+        sweep(val_data=data[:2] if rank == 0 else None)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
+def test_range_test_under_ddp_raises_on_every_rank_when_one_rank_refuses_its_arguments(tmp_path):
+    _run(_refused_on_one_rank_worker, tmp_path)

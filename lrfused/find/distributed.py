@@ -23,9 +23,16 @@ def average_across_ranks(values):
     gloo has no AVG.)"""
     if not is_distributed():
         return values
+    return sum_tensor_across_ranks(values) / dist.get_world_size()
+
+
+def sum_tensor_across_ranks(values):
+    """`values` (a tensor) summed over all ranks; itself outside distributed runs."""
+    if not is_distributed():
+        return values
     values = values.clone()
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values / dist.get_world_size()
+    return values
 
 
 def sum_across_ranks(counts, device):
@@ -34,19 +41,27 @@ def sum_across_ranks(counts, device):
     needs)."""
     if not is_distributed():
         return list(counts)
-    totals = torch.tensor(counts, dtype=torch.int64, device=device)
-    dist.all_reduce(totals, op=dist.ReduceOp.SUM)
-    return totals.tolist()
+    return sum_tensor_across_ranks(torch.tensor(counts, dtype=torch.int64, device=device)).tolist()
 
 
-def check_same_on_every_rank(settings):
-    """Raises ValueError on every rank if any setting differs between ranks (one all-gather): ranks
-    that disagree on num_iter or check_every would wait on each other's collectives forever."""
+def check_same_on_every_rank(settings, error=None):
+    """Raises on every rank if any rank's argument checks failed (`error`: this rank's, or None) or
+    any setting differs between ranks, in one all-gather: a rank that raised alone, or ranks that
+    disagree on num_iter or check_every, would leave the others waiting in a collective forever.
+    Outside distributed runs, raises `error` if given."""
     if not is_distributed():
+        if error is not None:
+            raise error
         return
     by_rank = [None] * dist.get_world_size()
-    dist.all_gather_object(by_rank, settings)
-    differing = {name: [s.get(name) for s in by_rank] for name in settings}
+    dist.all_gather_object(by_rank, (settings, None if error is None else f"{type(error).__name__}: {error}"))
+    if error is not None:
+        raise error
+    failed = [(rank, message) for rank, (_, message) in enumerate(by_rank) if message is not None]
+    if failed:
+        detail = "; ".join(f"rank {rank}: {message}" for rank, message in failed)
+        raise ValueError(f"range_test's arguments were refused on another rank ({detail})")
+    differing = {name: [s.get(name) for s, _ in by_rank] for name in settings}
     differing = {name: values for name, values in differing.items() if any(v != values[0] for v in values)}
     if differing:
         detail = "; ".join(f"{name}: {values}" for name, values in differing.items())

@@ -109,11 +109,35 @@ def range_test(
     return result_of(record, config, device, started)
 
 
-def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
-                   weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None, batch_loss=None,
-                   precision="fp32", accumulation_steps=1, val_data=None, val_every=1):
+def checked_config(model, data, loss_fn, **settings):
     """range_test's arguments checked (raising before anything runs; under torch.distributed, on every
-    rank if the ranks' settings differ), as (SweepConfig, BatchLoss, device)."""
+    rank if any rank's arguments are refused or the ranks' settings differ), as (SweepConfig,
+    BatchLoss, device)."""
+    try:
+        config, loss, device = _checked_here(model, data, loss_fn, **settings)
+    except (TypeError, ValueError) as error:
+        check_same_on_every_rank(None, error)  # raises it (under torch.distributed, once every rank knows)
+        raise
+    val_data = settings.get("val_data")
+    check_same_on_every_rank({**vars(config), "val_batches": _count_of(val_data)})
+    return config, loss, device
+
+
+def _count_of(val_data):
+    """What the ranks must agree on about val_data (each validation pass is collective under DDP):
+    its length, or whether it is given where it has none."""
+    if val_data is None:
+        return None
+    try:
+        return len(val_data)
+    except TypeError:
+        return "given"
+
+
+def _checked_here(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
+                  weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None,
+                  batch_loss=None, precision="fp32", accumulation_steps=1, val_data=None, val_every=1):
+    """This rank's arguments checked, as (SweepConfig, BatchLoss, device)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(model.parameters(), None) is None:
@@ -156,7 +180,6 @@ def checked_config(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, sm
         accumulation_steps=accumulation_steps,
         val_every=val_every,
     )
-    check_same_on_every_rank(vars(config))
     return config, loss, device
 
 

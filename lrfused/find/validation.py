@@ -5,7 +5,7 @@ import collections.abc
 import torch
 
 from lrfused.find.batch import to_device
-from lrfused.find.distributed import average_across_ranks
+from lrfused.find.distributed import sum_tensor_across_ranks
 
 
 def check_val_data(val_data):
@@ -17,17 +17,18 @@ def check_val_data(val_data):
 
 @torch.no_grad()
 def validation_loss(model, val_data, loss_of, precision, device):
-    """The mean batch loss over val_data (under torch.distributed, averaged over the ranks); the
+    """The mean batch loss over val_data (under torch.distributed, over every rank's batches); the
     model is left in train mode, as the sweep runs it."""
     model.eval()
     try:
-        total, count = torch.zeros((), device=device), 0
+        total_and_count = torch.zeros(2, device=device)
         for batch in val_data:
             with precision.autocast():
-                total += loss_of(model, to_device(batch, device)).float()
-            count += 1
+                total_and_count[0] += loss_of(model, to_device(batch, device)).float()
+            total_and_count[1] += 1
     finally:
         model.train()
+    total, count = sum_tensor_across_ranks(total_and_count).tolist()  # before any raise: every rank takes part
     if count == 0:
         raise ValueError("val_data: no batches")
-    return float(average_across_ranks(total / count))
+    return total / count
