@@ -223,3 +223,14 @@ def test_a_constant_fused_sgd_instance_sweeps_like_torch_sgd():
     torch_sgd = sweep(twin, optimizer=torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9, foreach=False))
     assert fused.losses == pytest.approx(torch_sgd.losses, rel=1e-5)
     assert fused.config["momentum"] is None  # the instance's own momentum, not range_test's
+
+
+def test_an_instance_tensor_lr_is_restored_in_place():
+    """The caller's lr tensor (which a captured CUDA graph would read) gets its value back and stays
+    the group's lr: load_state_dict alone would leave it at the sweep's last LR, replaced by a copy."""
+    model = mlp()
+    lr = torch.tensor(1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sweep(model, optimizer=opt)
+    assert opt.param_groups[0]["lr"] is lr
+    assert lr.item() == pytest.approx(1e-3)

@@ -17,6 +17,13 @@ class Snapshot:
         self._grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
         self._modes = [(m, m.training) for m in model.modules()]
         self._optimizers = [(opt, copy.deepcopy(opt.state_dict())) for opt in optimizers]
+        # Tensor hyperparameters (a tensor lr): load_state_dict would put copies in the groups, while
+        # the caller (or a captured CUDA graph) holds the originals; their values go back in place.
+        self._group_tensors = [
+            (opt, index, key, value, value.detach().clone())
+            for opt in optimizers for index, group in enumerate(opt.param_groups)
+            for key, value in group.items() if isinstance(value, torch.Tensor)
+        ]
         self._cpu_rng = torch.get_rng_state()
         cuda = cuda or torch.cuda.is_initialized()
         self._cuda_rng = torch.cuda.get_rng_state_all() if cuda else None
@@ -33,6 +40,9 @@ class Snapshot:
             module.training = training
         for opt, state in self._optimizers:
             opt.load_state_dict(copy.deepcopy(state))
+        for opt, index, key, tensor, value in self._group_tensors:
+            tensor.copy_(value)
+            opt.param_groups[index][key] = tensor
         torch.set_rng_state(self._cpu_rng)
         if self._cuda_rng is not None:
             torch.cuda.set_rng_state_all(self._cuda_rng)
