@@ -234,3 +234,14 @@ def test_an_instance_tensor_lr_is_restored_in_place():
     sweep(model, optimizer=opt)
     assert opt.param_groups[0]["lr"] is lr
     assert lr.item() == pytest.approx(1e-3)
+
+
+def test_the_auto_grid_falls_back_to_sequential_for_what_batching_cannot_train(monkeypatch):
+    """batched="auto" batches on CUDA; with settings the batched grid cannot train it runs the sweeps
+    one after another (and says why) instead of refusing."""
+    from lrfused.find import grid
+
+    monkeypatch.setattr(grid, "_batches_by_default", lambda model: True)
+    result = range_test_grid(mlp(), batches(), momenta=(0.9,), progress=False, optimizer="adamw", num_iter=3)
+    assert result.path == "sequential"
+    assert result.fallback_reason.startswith("optimizer: the batched grid trains SGD in fp32")

@@ -183,7 +183,11 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
     combinations = list(itertools.product(weight_decays, momenta))
     fallback_reason = None
     if batched == "auto":
-        batched = next(model.parameters()).device.type == "cuda"
+        batched = _batches_by_default(model)
+        if batched and _why_not_batched(kwargs) is not None:
+            fallback_reason, batched = f"{_why_not_batched(kwargs)}: ran one sweep after another", False
+    elif batched and _why_not_batched(kwargs) is not None:
+        raise ValueError(f"{_why_not_batched(kwargs)} (batched=False; --batched no on the CLI)")
     if batched:
         try:
             runs = _batched_grid(model, data, loss_fn, combinations, progress, kwargs)
@@ -201,15 +205,25 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
     return GridResult(runs=runs, ranking=rank(runs), path="sequential", fallback_reason=fallback_reason)
 
 
-def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
+def _batches_by_default(model):
+    """batched="auto": on CUDA, where one computation for every combination pays."""
+    return next(model.parameters()).device.type == "cuda"
+
+
+def _why_not_batched(kwargs):
+    """Why the batched grid cannot sweep with these range_test settings, or None."""
     if kwargs.get("optimizers"):
-        raise ValueError("optimizers: the batched grid does not train the model itself; nothing to restore")
+        return "optimizers: the batched grid does not train the model itself; nothing to restore"
     defaults = _sweep_defaults()
     other = [name for name in ("optimizer", "batch_loss", "precision", "accumulation_steps", "val_data")
              if kwargs.get(name, defaults[name]) is not defaults[name] and kwargs[name] != defaults[name]]
     if other:
-        raise ValueError(f"{', '.join(other)}: the batched grid trains SGD in fp32 on (inputs, targets), a batch per "
-                         "step, without validation (use batched=False)")
+        return (f"{', '.join(other)}: the batched grid trains SGD in fp32 on (inputs, targets), a batch per step, "
+                "without validation")
+    return None
+
+
+def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     kwargs = {name: value for name, value in kwargs.items() if name != "optimizers"}
     settings = _sweep_defaults()
     unknown = set(kwargs) - set(settings)
