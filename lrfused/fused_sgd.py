@@ -123,7 +123,7 @@ class _KernelGroup(NamedTuple):
         params' device at every step if it lives elsewhere, so that changes to it still count)."""
         if self.lr is None:
             return self.table
-        return self.lr if self.lr.device == device else self.lr.to(device)
+        return self.lr if self.lr.device == device else self.lr.to(device, non_blocking=True)
 
 
 def check_sgd_group(group, index, momenta):
