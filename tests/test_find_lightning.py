@@ -72,6 +72,13 @@ def test_a_lightning_data_module_gives_its_train_dataloader_after_setup():
     assert data.calls == ["prepare_data", "setup(fit)", "train_dataloader"]
 
 
+def test_a_lightning_data_module_is_not_prepared_when_an_argument_is_refused():
+    data = DigitsDataModule()
+    with pytest.raises(ValueError, match="^accumulation_steps"):
+        range_test(LitClassifier(), data, **{**SETTINGS, "accumulation_steps": 0})
+    assert data.calls == []
+
+
 def test_a_lightning_module_with_a_loss_fn_or_without_a_loss_is_rejected():
     model = LitClassifier("none")
     before = fingerprint(model)

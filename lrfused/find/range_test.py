@@ -4,12 +4,13 @@ import math
 import time
 
 import torch
+import torch.distributed as dist
 
 from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
 from lrfused.find.batch import BatchLoss
 from lrfused.find.calls import torch_scheduler_calls
-from lrfused.find.distributed import check_same_on_every_rank, is_main_rank
+from lrfused.find.distributed import check_same_on_every_rank, is_distributed, is_main_rank
 from lrfused.find.precision import check_precision
 from lrfused.find.restore import Snapshot
 from lrfused.find.stepping import SGD_MOMENTUM, check_optimizer, optimizer_name
@@ -88,8 +89,6 @@ def range_test(
     instance) and of any `optimizers` given, and the RNG states are restored bit for bit
     afterwards: on completion, on divergence, on an exception and on KeyboardInterrupt.
     """
-    if not isinstance(data, collections.abc.Iterable) and callable(getattr(data, "train_dataloader", None)):
-        data = _train_dataloader(data)
     config, loss, device = checked_config(
         model, data, loss_fn, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, mode=mode, smooth=smooth,
         diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
@@ -97,6 +96,8 @@ def range_test(
         batch_loss=batch_loss, precision=precision, accumulation_steps=accumulation_steps,
         val_data=val_data, val_every=val_every,
     )
+    if _is_datamodule(data):  # prepared only once the arguments are known to be good
+        data = _train_dataloader(data)
     started = time.perf_counter()
     instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
     snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
@@ -142,8 +143,8 @@ def _checked_here(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smo
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(model.parameters(), None) is None:
         raise ValueError("model has no parameters")
-    if not isinstance(data, collections.abc.Iterable):
-        raise TypeError(f"data must be an iterable of (inputs, targets) batches, got {type(data).__name__}")
+    if not isinstance(data, collections.abc.Iterable) and not _is_datamodule(data):
+        raise TypeError(f"data must be an iterable of batches or a LightningDataModule, got {type(data).__name__}")
     check_ramp(start_lr, end_lr, num_iter, mode)
     check_number("smooth", smooth, maximum=0.999999)
     check_number("diverge_threshold", diverge_threshold, minimum=1.0, strictly_above=True)
@@ -183,11 +184,22 @@ def _checked_here(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smo
     return config, loss, device
 
 
+def _is_datamodule(data):
+    """A LightningDataModule, duck-typed: not itself iterable, with a train_dataloader()."""
+    return not isinstance(data, collections.abc.Iterable) and callable(getattr(data, "train_dataloader", None))
+
+
 def _train_dataloader(datamodule):
-    """A LightningDataModule's training batches, prepared and set up as a Trainer's fit would."""
-    for hook, args in (("prepare_data", ()), ("setup", ("fit",))):
-        if callable(getattr(datamodule, hook, None)):
-            getattr(datamodule, hook)(*args)
+    """A LightningDataModule's training batches, prepared and set up as a Trainer's fit would:
+    prepare_data() once (on rank 0 under torch.distributed, the others waiting), setup("fit") on
+    every rank."""
+    if callable(getattr(datamodule, "prepare_data", None)):
+        if is_main_rank():
+            datamodule.prepare_data()
+        if is_distributed():
+            dist.barrier()
+    if callable(getattr(datamodule, "setup", None)):
+        datamodule.setup("fit")
     return datamodule.train_dataloader()
 
 
