@@ -179,7 +179,7 @@ def test_ramp_optimizer_applies_the_documented_lr_at_every_step():
         (dict(smooth=1.0), ValueError, "smooth must be <= 0.999999"),
         (dict(diverge_threshold=1.0), ValueError, "diverge_threshold must be > 1.0"),
         (dict(loss_fn="mse"), TypeError, "loss_fn must be callable"),
-        (dict(data=5), TypeError, "data must be an iterable of \\(inputs, targets\\) batches, got int"),
+        (dict(data=5), TypeError, "data must be an iterable of batches or a LightningDataModule, got int"),
         (dict(model="net"), TypeError, "model must be a torch.nn.Module, got str"),
         (dict(momentum=-0.5), ValueError, "momentum must be >= 0.0"),
         (dict(weight_decay=math.nan), ValueError, "weight_decay must be finite"),
