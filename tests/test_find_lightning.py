@@ -3,22 +3,10 @@ train_dataloader gives the batches). Lightning is not installed here: duck-typed
 Lightning's method names and signatures."""
 import pytest
 import torch
+from sweep_fixtures import SETTINGS, mlp, pairs
 from test_find import assert_same, fingerprint
 
 from lrfused.find import range_test
-
-SETTINGS = dict(start_lr=1e-3, end_lr=0.5, num_iter=12, progress=False, diverge_threshold=1e9)
-
-
-def mlp():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
-
-
-def pairs(count=5, size=16):
-    generator = torch.Generator().manual_seed(1)
-    return [(torch.rand(size, 1, 8, 8, generator=generator), torch.randint(0, 10, (size,), generator=generator))
-            for _ in range(count)]
 
 
 class LitClassifier(torch.nn.Module):

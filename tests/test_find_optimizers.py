@@ -4,26 +4,15 @@ import copy
 
 import pytest
 import torch
-
-import lrfused
+from sweep_fixtures import mlp, pairs
 from test_find import Boom, assert_same, fingerprint
 
+import lrfused
 from lrfused.find import range_test
 from lrfused.find.grid import range_test_grid
 from lrfused.ramp import ramp_lr
 
 NUM_ITER = 24
-
-
-def mlp():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
-
-
-def batches(count=8, size=16):
-    generator = torch.Generator().manual_seed(1)
-    return [(torch.rand(size, 1, 8, 8, generator=generator), torch.randint(0, 10, (size,), generator=generator))
-            for _ in range(count)]
 
 
 def reference_losses(model, data, opt, start_lr, end_lr, num_iter=NUM_ITER):
@@ -44,7 +33,7 @@ def reference_losses(model, data, opt, start_lr, end_lr, num_iter=NUM_ITER):
 
 def sweep(model, **kwargs):
     settings = dict(start_lr=1e-3, end_lr=0.5, num_iter=NUM_ITER, progress=False, diverge_threshold=1e9)
-    return range_test(model, batches(), **{**settings, **kwargs})
+    return range_test(model, pairs(), **{**settings, **kwargs})
 
 
 def test_sgd_instance_sweep_equals_the_fused_sgd_sweep():
@@ -61,7 +50,7 @@ def test_sgd_instance_sweep_equals_the_fused_sgd_sweep():
 def test_adamw_sweep_equals_a_handwritten_adamw_loop_with_torch_defaults():
     result = sweep(mlp(), optimizer="adamw")
     model = mlp()
-    expected = reference_losses(model, batches(), torch.optim.AdamW(model.parameters(), lr=1.0, foreach=False), 1e-3, 0.5)
+    expected = reference_losses(model, pairs(), torch.optim.AdamW(model.parameters(), lr=1.0, foreach=False), 1e-3, 0.5)
     torch.testing.assert_close(result.losses, expected, rtol=1e-5, atol=1e-6)
     assert (result.config["betas"], result.config["eps"], result.config["weight_decay"]) == ((0.9, 0.999), 1e-8, 1e-2)
 
@@ -70,7 +59,7 @@ def test_adamw_sweep_uses_the_given_betas_eps_and_weight_decay():
     result = sweep(mlp(), optimizer="adamw", betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)
     model = mlp()
     opt = torch.optim.AdamW(model.parameters(), lr=1.0, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, foreach=False)
-    torch.testing.assert_close(result.losses, reference_losses(model, batches(), opt, 1e-3, 0.5), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(result.losses, reference_losses(model, pairs(), opt, 1e-3, 0.5), rtol=1e-5, atol=1e-6)
 
 
 def test_instance_sweeps_every_group_keeping_the_ratios_between_groups():
@@ -80,7 +69,7 @@ def test_instance_sweeps_every_group_keeping_the_ratios_between_groups():
     model = mlp()
     result = sweep(model, optimizer=torch.optim.Adam(groups(model), amsgrad=True))
     model = mlp()
-    expected = reference_losses(model, batches(), torch.optim.Adam(groups(model), amsgrad=True), 1e-3, 0.5)
+    expected = reference_losses(model, pairs(), torch.optim.Adam(groups(model), amsgrad=True), 1e-3, 0.5)
     torch.testing.assert_close(result.losses, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -88,7 +77,7 @@ def used_optimizer():
     """A model and an Adam over two groups that has already taken steps: state to restore."""
     model = mlp()
     opt = torch.optim.Adam([{"params": model[1].parameters()}, {"params": model[3].parameters(), "lr": 1e-4}], lr=1e-3)
-    for x, y in batches(3):
+    for x, y in pairs(3):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
@@ -130,13 +119,13 @@ def test_instance_model_rng_and_optimizer_state_are_restored_bit_for_bit(how):
     before, before_opt = fingerprint(model), optimizer_fingerprint(opt)
     if how in ("completed", "diverged"):
         end_lr, threshold = (1e6, 4.0) if how == "diverged" else (0.5, 1e9)
-        result = range_test(model, batches(), start_lr=1e-3, end_lr=end_lr, num_iter=40, diverge_threshold=threshold,
+        result = range_test(model, pairs(), start_lr=1e-3, end_lr=end_lr, num_iter=40, diverge_threshold=threshold,
                             optimizer=opt, progress=False)
         assert result.end["reason"] == how
     else:
         error = Boom("loss failed") if how == "exception" else KeyboardInterrupt()
         with pytest.raises(type(error)):
-            range_test(model, batches(), FailAt(error, 6), num_iter=20, optimizer=opt, progress=False)
+            range_test(model, pairs(), FailAt(error, 6), num_iter=20, optimizer=opt, progress=False)
     assert_same(before, fingerprint(model))
     assert_same_optimizer(before_opt, opt)
 
@@ -147,7 +136,7 @@ def test_the_sweep_trains_with_the_optimizer_and_keeps_nothing_of_it():
     before_opt = optimizer_fingerprint(opt)
     seen = []
     opt.register_step_post_hook(lambda o, args, kwargs: seen.append([g["lr"] for g in o.param_groups]))
-    range_test(model, batches(), start_lr=1e-3, end_lr=0.5, num_iter=5, optimizer=opt, progress=False,
+    range_test(model, pairs(), start_lr=1e-3, end_lr=0.5, num_iter=5, optimizer=opt, progress=False,
                diverge_threshold=1e9)
     assert [lrs[0] for lrs in seen] == [ramp_lr(1e-3, 0.5, 5, "exp", i) for i in range(5)]
     assert all(lrs[1] == pytest.approx(lrs[0] * 0.1) for lrs in seen)
@@ -200,8 +189,8 @@ def test_an_instance_with_settings_of_its_own_or_a_zero_first_lr_is_rejected():
 ])
 def test_the_batched_grid_refuses_what_it_cannot_train(kwargs, names):
     with pytest.raises(ValueError, match=f"{names}: the batched grid trains SGD in fp32"):
-        range_test_grid(mlp(), batches(), batched=True, progress=False, **kwargs)
-    range_test_grid(mlp(), batches(), batched=True, progress=False, optimizer="sgd", precision="fp32", num_iter=3)
+        range_test_grid(mlp(), pairs(), batched=True, progress=False, **kwargs)
+    range_test_grid(mlp(), pairs(), batched=True, progress=False, optimizer="sgd", precision="fp32", num_iter=3)
 
 
 @pytest.mark.parametrize("make", [
@@ -242,6 +231,6 @@ def test_the_auto_grid_falls_back_to_sequential_for_what_batching_cannot_train(m
     from lrfused.find import grid
 
     monkeypatch.setattr(grid, "_batches_by_default", lambda model: True)
-    result = range_test_grid(mlp(), batches(), momenta=(0.9,), progress=False, optimizer="adamw", num_iter=3)
+    result = range_test_grid(mlp(), pairs(), momenta=(0.9,), progress=False, optimizer="adamw", num_iter=3)
     assert result.path == "sequential"
     assert result.fallback_reason.startswith("optimizer: the batched grid trains SGD in fp32")

@@ -2,6 +2,7 @@
 (autocast, GradScaler, k micro-batches per step, the LR set per step), and restores the model."""
 import pytest
 import torch
+from sweep_fixtures import mlp, pairs
 from test_find import assert_same, fingerprint
 
 from lrfused.find import range_test
@@ -10,23 +11,6 @@ from lrfused.ramp import ramp_lr
 NUM_ITER = 12
 START, END = 1e-3, 0.5
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def mlp():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
-
-
-def batches(count=7, size=16, loud=()):
-    """`count` batches; those in `loud` with a NaN input: a NaN loss and grads the GradScaler skips."""
-    generator = torch.Generator().manual_seed(1)
-    out = []
-    for i in range(count):
-        x, y = torch.rand(size, 1, 8, 8, generator=generator), torch.randint(0, 10, (size,), generator=generator)
-        if i in loud:
-            x[0, 0, 0, 0] = float("nan")
-        out.append((x, y))
-    return out
 
 
 def reference(model, data, opt, precision="fp32", k=1):
@@ -75,10 +59,10 @@ def torch_adamw(model):
 def test_sweep_equals_the_handwritten_loop(optimizer, reference_optimizer, precision, k):
     model = mlp()
     before = fingerprint(model)
-    result = sweep(model, batches(), optimizer=optimizer, precision=precision, accumulation_steps=k)
+    result = sweep(model, pairs(7), optimizer=optimizer, precision=precision, accumulation_steps=k)
     assert_same(before, fingerprint(model))
     model = mlp()
-    expected, skipped = reference(model, batches(), reference_optimizer(model), precision, k)
+    expected, skipped = reference(model, pairs(7), reference_optimizer(model), precision, k)
     assert result.skipped_steps == skipped
     kept = [i for i in range(NUM_ITER) if i not in skipped]
     assert result.lrs == [ramp_lr(START, END, NUM_ITER, "exp", i) for i in kept]
@@ -88,7 +72,7 @@ def test_sweep_equals_the_handwritten_loop(optimizer, reference_optimizer, preci
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_fp16_steps_the_grad_scaler_skips_are_recorded_as_skipped_not_as_losses(optimizer):
-    data = batches(loud=(4,))
+    data = pairs(7, loud=(4,))
     result = sweep(mlp(), data, optimizer=optimizer, precision="fp16")
     model = mlp()
     _, skipped = reference(model, data, (torch_sgd if optimizer == "sgd" else torch_adamw)(model), "fp16")
@@ -102,7 +86,7 @@ def test_fp16_steps_the_grad_scaler_skips_are_recorded_as_skipped_not_as_losses(
 
 
 def test_accumulation_takes_k_batches_per_step_from_one_shot_data():
-    result = sweep(mlp(), iter(batches(count=7)), accumulation_steps=3)
+    result = sweep(mlp(), iter(pairs(7)), accumulation_steps=3)
     assert result.end["reason"] == "out_of_data"
     assert len(result.losses) == 2  # 7 batches: two full steps, the third ran out
 
@@ -121,7 +105,7 @@ def test_bad_precision_or_accumulation_is_rejected_before_the_sweep(kwargs, erro
     model = mlp()
     before = fingerprint(model)
     with pytest.raises(error, match=message):
-        sweep(model, batches(), **kwargs)
+        sweep(model, pairs(7), **kwargs)
     assert_same(before, fingerprint(model))
 
 
@@ -139,8 +123,8 @@ def test_fp16_where_autocast_cannot_run_it_is_rejected(monkeypatch):
     model = mlp()
     before = fingerprint(model)
     with pytest.raises(ValueError, match=r"precision='fp16': autocast cannot run torch.float16 on cpu"):
-        sweep(model, batches(), precision="fp16")
+        sweep(model, pairs(7), precision="fp16")
     assert_same(before, fingerprint(model))
     monkeypatch.setattr(torch.amp, "is_autocast_available", lambda device_type: False)
     with pytest.raises(ValueError, match=r"precision='bf16': autocast does not run on cpu"):
-        sweep(model, batches(), precision="bf16")
+        sweep(model, pairs(7), precision="bf16")

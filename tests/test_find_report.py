@@ -5,23 +5,12 @@ import re
 
 import pytest
 import torch
+from sweep_fixtures import SETTINGS, mlp, pairs
 
 from lrfused.find import range_test
 from lrfused.find.__main__ import main
 
-SETTINGS = dict(start_lr=1e-3, end_lr=0.5, num_iter=12, progress=False, diverge_threshold=1e9)
 FAST = ["--num-iter", "8", "--no-progress"]
-
-
-def mlp():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))
-
-
-def pairs(count=5, size=16):
-    generator = torch.Generator().manual_seed(1)
-    return [(torch.rand(size, 1, 8, 8, generator=generator), torch.randint(0, 10, (size,), generator=generator))
-            for _ in range(count)]
 
 
 def dict_data():

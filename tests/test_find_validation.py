@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from sweep_fixtures import pairs
 from test_find import assert_same, fingerprint
 
 from lrfused.find import analysis, range_test
@@ -18,14 +19,8 @@ def bn_mlp():  # BatchNorm: eval mode (running stats) differs from train mode
                                torch.nn.Linear(32, 10))
 
 
-def batches(count, seed):
-    generator = torch.Generator().manual_seed(seed)
-    return [(torch.rand(16, 1, 8, 8, generator=generator), torch.randint(0, 10, (16,), generator=generator))
-            for _ in range(count)]
-
-
 def sweep(model, **kwargs):
-    return range_test(model, batches(5, 1), start_lr=START, end_lr=END, num_iter=NUM_ITER, progress=False,
+    return range_test(model, pairs(5, seed=1), start_lr=START, end_lr=END, num_iter=NUM_ITER, progress=False,
                       diverge_threshold=1e9, optimizer="adamw", **kwargs)
 
 
@@ -34,12 +29,12 @@ def test_validation_losses_equal_the_handwritten_loop(val_every):
     model = bn_mlp()
     model.eval()
     before = fingerprint(model)
-    result = sweep(model, val_data=batches(3, 2), val_every=val_every)
+    result = sweep(model, val_data=pairs(3, seed=2), val_every=val_every)
     assert_same(before, fingerprint(model))
 
     model = bn_mlp()
     opt = torch.optim.AdamW(model.parameters(), lr=1.0, fused=True)  # as the sweep
-    data, val, expected, steps = batches(5, 1), batches(3, 2), [], []
+    data, val, expected, steps = pairs(5, seed=1), pairs(3, seed=2), [], []
     for step in range(NUM_ITER):
         model.train()
         opt.param_groups[0]["lr"] = ramp_lr(START, END, NUM_ITER, "exp", step)
@@ -58,7 +53,7 @@ def test_validation_losses_equal_the_handwritten_loop(val_every):
 
 
 def test_the_suggestions_read_the_validation_curve_and_it_is_plotted_and_saved(tmp_path):
-    result = sweep(bn_mlp(), val_data=batches(3, 2))
+    result = sweep(bn_mlp(), val_data=pairs(3, seed=2))
     assert result.suggestions == analysis.suggest(result.val_lrs, analysis.smooth(result.val_losses, 0.95))
     assert result.suggestions != analysis.suggest(result.lrs, result.smoothed)  # (so the check above can fail)
     rows = json.loads(result.to_json())["validation"]
@@ -71,9 +66,9 @@ def test_the_suggestions_read_the_validation_curve_and_it_is_plotted_and_saved(t
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(val_data=iter(batches(2, 2))), TypeError, "val_data must be re-iterable batches .* got list_iterator"),
+        (dict(val_data=iter(pairs(2, seed=2))), TypeError, "val_data must be re-iterable batches .* got list_iterator"),
         (dict(val_data=5), TypeError, "val_data must be re-iterable batches .* got int"),
-        (dict(val_data=batches(2, 2), val_every=0), ValueError, "val_every must be >= 1, got 0"),
+        (dict(val_data=pairs(2, seed=2), val_every=0), ValueError, "val_every must be >= 1, got 0"),
         (dict(val_data=[]), ValueError, "val_data: no batches"),
     ],
 )
