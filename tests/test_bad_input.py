@@ -106,6 +106,12 @@ def test_bad_added_group_leaves_the_optimizer_unchanged():
     assert len(opt.param_groups) == 1
 
 
+def test_a_group_value_is_named_with_its_group():
+    """A group dict's own momentum is checked where the group is completed (the defaults passed)."""
+    with pytest.raises(ValueError, match=r"^momentum \(param group 1\) must be >= 0.0, got -0.5"):
+        lrfused.FusedSGD([{"params": [torch.zeros(2)]}, {"params": [torch.zeros(2)], "momentum": -0.5}], lr=0.1)
+
+
 def snapshot(opt, params):
     return (
         [p.clone() for p in params],
