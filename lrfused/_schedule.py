@@ -4,6 +4,8 @@ the `_C.Schedule` the kernel evaluates from its step counter.
 Settings live in the group dicts, as torch's schedulers keep theirs (OneCycleLR's ``max_lr``,
 ``initial_lr``, ...), so each group can have its own and a state dict carries them.
 """
+import functools
+
 import torch
 
 from lrfused._checks import check_bool, check_lr, check_number
@@ -21,8 +23,10 @@ class Schedule:
         """Group defaults: name -> value, or a list with one value per param group."""
         return {"cycle_momentum": False}
 
+    @functools.cached_property
     def group_keys(self):
-        """The group keys the schedule reads (its settings and the LRs derived from them)."""
+        """The group keys the schedule reads (its settings and the LRs derived from them); asked at
+        every step, made once."""
         return tuple(key for key in self.settings() if key != "cycle_momentum") + ("initial_lr", "min_lr")
 
     def complete_group(self, group, where):

@@ -693,7 +693,7 @@ class FusedSGD(Optimizer):
         if sync:
             self._host_step = int(self._step.item())
         elif not isinstance(self.schedule, Constant):
-            keys = self.schedule.group_keys()
+            keys = self.schedule.group_keys
             for index, group in enumerate(self.param_groups):
                 self._schedule_keys[index] = {key: group[key] for key in keys if key in group}
         if self._host_step is None:

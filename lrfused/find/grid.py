@@ -182,12 +182,13 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
         raise ValueError(f"batched must be True, False or 'auto', got {batched!r}")
     combinations = list(itertools.product(weight_decays, momenta))
     fallback_reason = None
+    unbatchable = _why_not_batched(kwargs)
     if batched == "auto":
         batched = _batches_by_default(model)
-        if batched and _why_not_batched(kwargs) is not None:
-            fallback_reason, batched = f"{_why_not_batched(kwargs)}: ran one sweep after another", False
-    elif batched and _why_not_batched(kwargs) is not None:
-        raise ValueError(f"{_why_not_batched(kwargs)} (batched=False; --batched no on the CLI)")
+        if batched and unbatchable is not None:
+            fallback_reason, batched = f"{unbatchable}: ran one sweep after another", False
+    elif batched and unbatchable is not None:
+        raise ValueError(f"{unbatchable} (batched=False; --batched no on the CLI)")
     if batched:
         try:
             runs = _batched_grid(model, data, loss_fn, combinations, progress, kwargs)

@@ -170,6 +170,7 @@ def _sweep(model, data, loss_of, config, progress, optimizer, val_data, device):
     start = time.perf_counter()
     stream = torch.cuda.Stream(device) if use_graph else None
     static = preloaded = None
+    static_tensors = []  # the captured graph's input tensors, in tensors_in order
     try:
         while step < config.num_iter:
             try:
@@ -181,14 +182,16 @@ def _sweep(model, data, loss_of, config, progress, optimizer, val_data, device):
                 preloaded = _preload(batches, batch[0], (config.num_iter - 1) * len(batch), device)
             if use_graph and step >= WARMUP_STEPS and graph is None and record.fallback_reason is None:
                 static = map_tensors(torch.clone, batch)
+                static_tensors = tensors_in(static)
                 capture_start = time.perf_counter()
                 graph, reason = _capture(train_step, static, opt, device)
                 record.timings["capture_s"] = time.perf_counter() - capture_start
                 if graph is None:
                     record.fallback_reason = reason
                     use_graph = False
-            if graph is not None and _same_shapes(batch, static):
-                for into, value in zip(tensors_in(static), tensors_in(batch)):
+            batch_tensors = tensors_in(batch) if graph is not None else None
+            if graph is not None and _same_shapes(batch_tensors, static_tensors):
+                for into, value in zip(static_tensors, batch_tensors):
                     into.copy_(value, non_blocking=True)
                 graph.replay()
             elif use_graph and step < WARMUP_STEPS:
@@ -244,9 +247,9 @@ def _check_steps_ran(opt, steps):
         )
 
 
-def _same_shapes(batch, static):
-    """Whether the graph captured for `static` can replay `batch` (copied into its tensors)."""
-    ours, captured = tensors_in(batch), tensors_in(static)
+def _same_shapes(ours, captured):
+    """Whether a graph captured with the tensors `captured` can replay a batch of the tensors `ours`
+    (copied into them)."""
     return len(ours) == len(captured) and all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(ours, captured))
 
 
