@@ -24,7 +24,7 @@ bool cuda_built() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   using namespace lrfused;
-  m.doc() = "lrfused kernels: a whole SGD step with its LR/momentum schedule in one kernel";
+  m.doc() = "lrfused kernels: a whole SGD or AdamW step with its LR/momentum schedule in one kernel";
 
   // The enum values of schedule.h, for the int32 fields below.
   m.attr("SCHEDULE_CONSTANT") = static_cast<int>(kConstant);
@@ -41,6 +41,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("CYCLIC_EXP_RANGE") = static_cast<int>(kExpRange);
   // Values of a momentum_first_step flag besides a step number.
   m.attr("NEVER_WRITTEN") = kNeverWritten;
+  m.attr("RULE_SGD") = static_cast<int>(kRuleSGD);
+  m.attr("RULE_ADAMW") = static_cast<int>(kRuleAdamW);
+  m.attr("MAX_STATE_TENSORS") = kMaxStateTensors;
   m.attr("WRITTEN_ELSEWHERE") = kWrittenElsewhere;
 
   py::class_<OneCycleParams>(m, "OneCycleParams")
@@ -99,10 +102,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   py::class_<GroupConfig>(m, "GroupConfig")
       .def(py::init<>())
       .def_readwrite("schedule", &GroupConfig::schedule)
+      .def_readwrite("rule", &GroupConfig::rule)
       .def_readwrite("weight_decay", &GroupConfig::weight_decay)
+      .def_readwrite("maximize", &GroupConfig::maximize)
       .def_readwrite("dampening", &GroupConfig::dampening)
       .def_readwrite("nesterov", &GroupConfig::nesterov)
-      .def_readwrite("maximize", &GroupConfig::maximize);
+      .def_readwrite("beta2", &GroupConfig::beta2)
+      .def_readwrite("eps", &GroupConfig::eps)
+      .def_readwrite("amsgrad", &GroupConfig::amsgrad);
 
   m.def(
       "schedule_value",
@@ -114,11 +121,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       py::arg("schedule"), py::arg("step"),
       "(lr, momentum) of 0-based optimizer step `step`, as the kernels compute them");
   py::class_<StepPlan>(m, "StepPlan")
-      .def(py::init<std::vector<at::Tensor>, const std::vector<std::optional<at::Tensor>>&,
+      .def(py::init<std::vector<at::Tensor>, const std::vector<std::vector<std::optional<at::Tensor>>>&,
                     const std::vector<std::optional<at::Tensor>>&, const std::vector<std::optional<at::Tensor>>&,
                     std::vector<int64_t>>(),
-           py::arg("params"), py::arg("momentum_buffers"), py::arg("momentum_first_steps"), py::arg("master_params"),
-           py::arg("group_of"))
+           py::arg("params"), py::arg("states"), py::arg("counts"), py::arg("master_params"), py::arg("group_of"))
       .def(
           "step",
           [](const StepPlan& plan, std::vector<GroupConfig> groups, std::vector<std::optional<at::Tensor>> tables,
@@ -130,28 +136,30 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           },
           py::arg("groups"), py::arg("tables"), py::arg("step"), py::arg("grad_scale") = py::none(),
           py::arg("found_inf") = py::none(), py::arg("count_skipped_steps") = true, py::arg("grads") = py::none(),
-          "one fused SGD step of every param that has a grad, with LR and momentum from the schedule at "
-          "`step`, which it advances on its device (unless a step skipped for found_inf is not counted)");
+          "one fused step of every param that has a grad (each group's update rule), with LR and momentum "
+          "from the schedule at `step`, which it advances on its device (unless a step skipped for found_inf "
+          "is not counted)");
   m.def(
       "config_to_vector", [](const GroupConfig& config) { return config_to_vector(config); }, py::arg("config"),
-      "a GroupConfig as the flat float vector fused_sgd_step takes");
+      "a GroupConfig as the flat float vector fused_step takes");
   m.def(
-      "fused_sgd_step",
-      [](std::vector<at::Tensor> params, std::vector<at::Tensor> grads, std::vector<at::Tensor> momentum_buffers,
-         std::vector<int64_t> buffer_index, const std::vector<at::Tensor>& momentum_first_steps,
+      "fused_step",
+      [](std::vector<at::Tensor> params, std::vector<at::Tensor> grads, std::vector<at::Tensor> states,
+         std::vector<int64_t> state_index, std::vector<at::Tensor> counts, std::vector<int64_t> count_index,
          std::vector<at::Tensor> master_params, std::vector<int64_t> master_index, std::vector<int64_t> group_of,
          const std::vector<double>& configs, std::vector<at::Tensor> tables, std::vector<int64_t> table_index,
          at::Tensor step, std::optional<at::Tensor> grad_scale, std::optional<at::Tensor> found_inf,
          bool count_skipped_steps) {
-        functional_step(std::move(params), std::move(grads), IndexedTensors{std::move(momentum_buffers), std::move(buffer_index)},
-                        momentum_first_steps, IndexedTensors{std::move(master_params), std::move(master_index)},
-                        std::move(group_of), configs, IndexedTensors{std::move(tables), std::move(table_index)},
-                        std::move(step), std::move(grad_scale), std::move(found_inf), count_skipped_steps);
+        functional_step(std::move(params), std::move(grads), IndexedTensors{std::move(states), std::move(state_index)},
+                        IndexedTensors{std::move(counts), std::move(count_index)},
+                        IndexedTensors{std::move(master_params), std::move(master_index)}, std::move(group_of),
+                        configs, IndexedTensors{std::move(tables), std::move(table_index)}, std::move(step),
+                        std::move(grad_scale), std::move(found_inf), count_skipped_steps);
       },
-      py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("buffer_index"),
-      py::arg("momentum_first_steps"), py::arg("master_params"), py::arg("master_index"), py::arg("group_of"),
+      py::arg("params"), py::arg("grads"), py::arg("states"), py::arg("state_index"), py::arg("counts"),
+      py::arg("count_index"), py::arg("master_params"), py::arg("master_index"), py::arg("group_of"),
       py::arg("configs"), py::arg("tables"), py::arg("table_index"), py::arg("step"), py::arg("grad_scale"),
       py::arg("found_inf"), py::arg("count_skipped_steps"),
-      "the fused step from explicit tensor lists (the body of the torch.library op lrfused::sgd_step_)");
+      "the fused step from explicit tensor lists (the body of the torch.library op lrfused::fused_step_)");
   m.def("cuda_built", &cuda_built, "whether the CUDA kernels were compiled in");
 }

@@ -1,8 +1,9 @@
-"""lrfused: fused SGD with its LR (and momentum) schedule computed in the kernel: 1cycle, cyclical,
-warm restarts, warm-up + cosine, any per-step table, and the LR range test's ramp."""
+"""lrfused: fused SGD and AdamW with their LR (and momentum / beta1) schedule computed in the kernel:
+1cycle, cyclical, warm restarts, warm-up + cosine, any per-step table, and the LR range test's ramp."""
 from lrfused import schedules
 from lrfused._ext import _C
 from lrfused.cyclic import FusedCyclicSGD
+from lrfused.fused_adamw import FusedAdamW, FusedOneCycleAdamW
 from lrfused.fused_sgd import FusedSGD
 from lrfused.one_cycle import FusedOneCycleSGD
 from lrfused.ramp import FusedRampSGD
@@ -22,6 +23,8 @@ __all__ = [
     "FusedCyclicSGD",
     "FusedWarmRestartsSGD",
     "FusedRampSGD",
+    "FusedAdamW",
+    "FusedOneCycleAdamW",
     "schedules",
     "cuda_built",
     "__version__",

@@ -1,4 +1,4 @@
-"""lrfused::sgd_step_, the fused step as a torch.library op, so that torch.compile puts it in its graph
+"""lrfused::fused_step_, the fused step as a torch.library op, so that torch.compile puts it in its graph
 (mutations declared) instead of breaking the graph at the pybind11 call."""
 from typing import Optional
 
@@ -8,15 +8,16 @@ from lrfused._ext import _C
 
 
 @torch.library.custom_op(
-    "lrfused::sgd_step_",
-    mutates_args=("params", "momentum_buffers", "momentum_first_steps", "master_params", "step"),
+    "lrfused::fused_step_",
+    mutates_args=("params", "states", "counts", "master_params", "step"),
 )
-def sgd_step_(
+def fused_step_(
     params: list[torch.Tensor],
     grads: list[torch.Tensor],
-    momentum_buffers: list[torch.Tensor],
-    buffer_index: list[int],
-    momentum_first_steps: list[torch.Tensor],
+    states: list[torch.Tensor],
+    state_index: list[int],
+    counts: list[torch.Tensor],
+    count_index: list[int],
     master_params: list[torch.Tensor],
     master_index: list[int],
     group_of: list[int],
@@ -28,14 +29,16 @@ def sgd_step_(
     found_inf: Optional[torch.Tensor],
     count_skipped_steps: bool,
 ) -> None:
-    """One fused step. Optional per-param tensors come as dense lists plus an index per param (-1:
-    none); `configs` is every group's `_C.config_to_vector`, one after the other."""
-    _C.fused_sgd_step(
+    """One fused step (each group's update rule). Optional per-param tensors come as dense lists plus
+    indexes (-1: none): `state_index` has `_C.MAX_STATE_TENSORS` entries per param, `count_index` and
+    `master_index` one; `configs` is every group's `_C.config_to_vector`, one after the other."""
+    _C.fused_step(
         params,
         grads,
-        momentum_buffers,
-        buffer_index,
-        momentum_first_steps,
+        states,
+        state_index,
+        counts,
+        count_index,
         master_params,
         master_index,
         group_of,
@@ -49,6 +52,6 @@ def sgd_step_(
     )
 
 
-@sgd_step_.register_fake
+@fused_step_.register_fake
 def _(*args, **kwargs):
     return None  # in place: no outputs to describe

@@ -2,186 +2,19 @@
 a step counter kept on the params' device. The drop-ins (FusedOneCycleSGD, ...) are FusedSGD with
 their schedule and torch's scheduler arguments.
 """
-import operator
-import warnings
-from typing import NamedTuple, Optional
-
 import torch
-from torch.optim.optimizer import Optimizer, required
 
-from lrfused._checks import check_bool, check_lr, check_number, check_params, per_group_values, refuse_tensor_lr
+from lrfused._checks import check_bool, check_number
 from lrfused._ext import _C
-from lrfused._ops import sgd_step_
-from lrfused._schedule import Constant, Schedule
-from lrfused._state import ChangeCounter, OptimizerState
+from lrfused._fused_optimizer import FusedOptimizer, check_flags, check_lr_default, checked_schedule
 
 # Per-param state keys.
 MOMENTUM_BUFFER = "momentum_buffer"  # same name and meaning as torch.optim.SGD's
 MOMENTUM_FIRST_STEP = "momentum_first_step"  # int64: the step that first wrote the buffer
-MASTER_PARAM = "master_param"  # float32 copy of a float16 / bfloat16 param (master_weights=True)
-LOW_PRECISION = (torch.float16, torch.bfloat16)
-# Top-level state_dict key of the schedule's step counter.
-SCHEDULE_STEP = "schedule_step"
+_BUFFER = (MOMENTUM_BUFFER,)
 
 
-def as_param_groups(params):
-    """`params` as a list of param-group dicts, as torch.optim.Optimizer reads it."""
-    if isinstance(params, torch.Tensor):
-        raise TypeError("params must be an iterable of Tensors or of dicts, got a single Tensor")
-    groups = list(params)
-    if not groups:
-        raise ValueError("params is an empty list: give the optimizer at least one parameter")
-    if not isinstance(groups[0], dict):
-        groups = [{"params": groups}]
-    return [dict(g) if isinstance(g, dict) else g for g in groups]
-
-
-def spread_per_group(groups, defaults, name, value, per_group_values):
-    """Writes one value per group for an argument that may be a list (as OneCycleLR's max_lr).
-
-    A list becomes each group's own value and makes the argument required for groups added later;
-    a scalar stays a default. A value a group dict already has wins.
-    """
-    if isinstance(value, (list, tuple)):
-        for group, v in zip(groups, per_group_values(name, value, len(groups))):
-            group.setdefault(name, v)
-        defaults[name] = required
-    else:
-        defaults[name] = value
-
-
-def _capturing(device):
-    """Whether `device`'s current stream is capturing a CUDA graph (a step then runs at each replay,
-    not now). Asked of the params' device, which need not be the current one."""
-    if device.type != "cuda":
-        return False
-    with torch.cuda.device(device):
-        return torch.cuda.is_current_stream_capturing()
-
-
-def _refuse_state_creation_in_capture(param):
-    """Momentum state made inside a CUDA graph capture would be re-zeroed on every replay."""
-    if _capturing(param.device):
-        raise RuntimeError(
-            "step() is being captured in a CUDA graph before the optimizer's momentum state exists: "
-            "take at least one eager step (with every param that will have a grad) before capturing"
-        )
-
-
-def _checked_schedule_step(step):
-    """A saved schedule step as an int >= 0 (or None when the state has none)."""
-    if step is None:
-        return None
-    if isinstance(step, torch.Tensor):
-        if step.numel() != 1 or step.is_floating_point() or step.is_complex():
-            raise TypeError(f"state_dict['{SCHEDULE_STEP}'] must be one integer, got a {step.dtype} tensor of shape {tuple(step.shape)}")
-        step = int(step.item())
-    elif isinstance(step, bool) or not isinstance(step, int):
-        raise TypeError(f"state_dict['{SCHEDULE_STEP}'] must be an int, got {type(step).__name__}")
-    if step < 0:
-        raise ValueError(f"state_dict['{SCHEDULE_STEP}'] must be >= 0, got {step}")
-    return step
-
-
-def _keeps_buffers(group):
-    return group["cycle_momentum"] or group["momentum"] != 0
-
-
-def _has_state(state, keeps_buffers, keeps_master):
-    return (
-        state is not None
-        and (not keeps_buffers or state.get(MOMENTUM_BUFFER) is not None)
-        and (not keeps_master or state.get(MASTER_PARAM) is not None)
-    )
-
-
-def _new_state(param, state, keeps_buffers, keeps_master):
-    """The param's state with what it lacks added: a float32 master copy of the param, a zeroed
-    momentum buffer (float32 beside a master copy) and its first-step flag."""
-    state = dict(state or {})
-    if keeps_master and state.get(MASTER_PARAM) is None:
-        state[MASTER_PARAM] = param.detach().to(torch.float32, memory_format=torch.preserve_format)
-    if keeps_buffers and state.get(MOMENTUM_BUFFER) is None:
-        like = state[MASTER_PARAM] if keeps_master else param
-        state[MOMENTUM_BUFFER] = torch.zeros_like(like, memory_format=torch.preserve_format)
-        state[MOMENTUM_FIRST_STEP] = torch.full((), _C.NEVER_WRITTEN, dtype=torch.int64, device=param.device)
-    return state
-
-
-class _KernelGroup(NamedTuple):
-    """One param group as the kernel gets it, cached until the group's values change."""
-
-    inputs: tuple
-    config: object  # _C.GroupConfig
-    table: Optional[torch.Tensor]  # a table schedule's rows on the device, else None
-    rows: Optional[list]  # the same rows on the host (for group['lr']), else None
-    vector: list  # the config as lrfused::sgd_step_ takes it
-    lr: Optional[torch.Tensor]  # the group's tensor lr (Constant schedule), read by the kernel, else None
-
-    def step_tensor(self, device):
-        """The tensor the kernel reads for this group: its table, or its tensor lr (copied to the
-        params' device at every step if it lives elsewhere, so that changes to it still count)."""
-        if self.lr is None:
-            return self.table
-        return self.lr if self.lr.device == device else self.lr.to(device, non_blocking=True)
-
-
-def check_sgd_group(group, index, momenta):
-    """The SGD hyperparameters of a group; `momenta` are the momentum values the group can use."""
-    where = f" (param group {index})"
-    check_number("weight_decay" + where, group["weight_decay"])
-    check_number("dampening" + where, group["dampening"])
-    check_bool("nesterov" + where, group["nesterov"])
-    check_bool("maximize" + where, group["maximize"])
-    if group["nesterov"] and (all(m == 0 for m in momenta) or group["dampening"] != 0):
-        raise ValueError(
-            f"nesterov=True{where} requires a momentum > 0 and dampening == 0; got momentum "
-            f"{' / '.join(map(str, momenta))} and dampening {group['dampening']}"
-        )
-
-
-def _kernel_view(tensor):
-    """What the kernel updates for a param (or reads for its grad, buffer, master copy): a DTensor's
-    local shard; a complex tensor as torch.view_as_real of it, as torch.optim.SGD's update is
-    elementwise with real coefficients and so the same on the real view; else the tensor itself."""
-    tensor = getattr(tensor, "_local_tensor", tensor)
-    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
-
-
-def _check_defaults(schedule, defaults):
-    """The values every group starts from, checked before params are read, as torch.optim.SGD does."""
-    if schedule.takes_tensor_lr:
-        check_lr("lr", defaults["lr"])
-    else:
-        refuse_tensor_lr("lr", defaults["lr"])
-        check_number("lr", defaults["lr"])
-    for name in ("momentum", "dampening", "weight_decay"):
-        check_number(name, defaults[name])
-    for name in ("nesterov", "maximize"):
-        check_bool(name, defaults[name])
-
-
-def _split_names(group, index):
-    """Named params, as torch.optim.Optimizer takes them ((name, tensor) pairs, e.g. from
-    model.named_parameters()): the tensors stay in 'params', the names go to 'param_names'."""
-    named = [isinstance(p, tuple) for p in group["params"]]
-    if not any(named):
-        return
-    if not all(named):
-        raise ValueError(
-            "all optimizer params should be with/without names. Some param names are missing: param group "
-            f"{index} mixes (name, tensor) pairs and unnamed tensors"
-        )
-    for i, pair in enumerate(group["params"]):
-        if len(pair) != 2:
-            raise TypeError(
-                f"params: param {i} of param group {index} must be a (name, tensor) pair, got {len(pair)} items"
-            )
-    group["param_names"] = [name for name, _ in group["params"]]
-    group["params"] = [p for _, p in group["params"]]
-
-
-class FusedSGD(Optimizer):
+class FusedSGD(FusedOptimizer):
     """``torch.optim.SGD`` with any built-in schedule, the whole step (LR and momentum included) in one
     kernel that reads a step counter on the params' device: no host sync, capturable in a CUDA graph.
 
@@ -206,7 +39,10 @@ class FusedSGD(Optimizer):
     only when ``get_last_lr()`` or ``schedule_step`` reads the counter).
     """
 
-    _step_supports_amp_scaling = True  # torch.amp.GradScaler hands us grad_scale and found_inf
+    _rule = _C.RULE_SGD
+    _count_key = MOMENTUM_FIRST_STEP
+    _state_names = (MOMENTUM_BUFFER,)
+    _plain_name = "FusedSGD"
 
     def __init__(
         self,
@@ -223,16 +59,12 @@ class FusedSGD(Optimizer):
         master_weights=False,
         count_skipped_steps=True,
     ):
-        schedule = Constant() if schedule is None else schedule
-        if not isinstance(schedule, Schedule):
-            raise TypeError(
-                f"schedule must be one of lrfused.schedules (OneCycle, Cyclic, Constant, ...), got {type(schedule).__name__}"
-            )
-        for name, value in (
-            ("hold_final_lr", hold_final_lr),
-            ("master_weights", master_weights),
-            ("count_skipped_steps", count_skipped_steps),
-        ):
+        schedule = checked_schedule(schedule)
+        check_flags(hold_final_lr, master_weights, count_skipped_steps)
+        check_lr_default(schedule, lr)
+        for name, value in (("momentum", momentum), ("dampening", dampening), ("weight_decay", weight_decay)):
+            check_number(name, value)
+        for name, value in (("nesterov", nesterov), ("maximize", maximize)):
             check_bool(name, value)
         defaults = dict(
             lr=lr,
@@ -244,523 +76,56 @@ class FusedSGD(Optimizer):
             hold_final_lr=hold_final_lr,
             master_weights=master_weights,
         )
-        _check_defaults(schedule, defaults)
-        groups = as_param_groups(params)
-        for name, value in schedule.settings().items():
-            spread_per_group(groups, defaults, name, value, per_group_values)
-        self.schedule = schedule
-        self.count_skipped_steps = count_skipped_steps
-        self._device = None
-        self._configs = {}  # group index -> _KernelGroup
-        # Whether a CUDA graph captured a step, and the table schedules' device tables that captured
-        # steps read: a graph holds their addresses, so they live as long as the optimizer.
-        self._captured, self._graph_tables = False, []
-        # Of a schedule-driven group (not Constant), by group index: the schedule's keys when it last
-        # showed its values (what the next step uses), and the lr (and cycled momentum) it showed.
-        self._schedule_keys, self._shown_values = {}, {}
-        self._warned_outside_write = False
-        super().__init__(groups, defaults)
-        # The kernel's step counter, and a host copy of it so that step() never reads the device
-        # (None while unknown: after a GradScaler step on CUDA that may not have counted, or a
-        # compiled step). The copy sits in a list: torch.compile drops attribute assignments on
-        # optimizers, not list writes.
-        self._step = torch.zeros((), dtype=torch.int64, device=self._device)
-        self._host_count = [0]
-        self._track_state()
-        self._show_schedule_values()
+        super().__init__(params, defaults, schedule=schedule, count_skipped_steps=count_skipped_steps)
 
-    # --- torch.optim.Optimizer ------------------------------------------------------------------
+    # --- the SGD family -----------------------------------------------------------------------------
 
-    def add_param_group(self, param_group):
-        if not isinstance(param_group, dict):
-            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
-        group = dict(param_group)
-        params = group.get("params")
-        if isinstance(params, torch.Tensor):
-            params = [params]
-        elif isinstance(params, set):
-            raise TypeError("params must be an ordered collection (a list), not a set")
-        elif params is None:
-            raise ValueError("param_group must have a 'params' entry")
-        group["params"] = list(params)
-        _split_names(group, len(self.param_groups))
-        for name, default in self.defaults.items():
-            if default is required and name not in group:
-                raise ValueError(f"param group {len(self.param_groups)} must give a value for {name}")
-            group.setdefault(name, default)
-        index = len(self.param_groups)
-        device = check_params(index, group["params"], self._device)
-        self._complete_group(group, index)
-        super().add_param_group(group)
-        self._device = device
-        if hasattr(self, "_step"):
-            self._show_schedule_values()
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One fused SGD step over every param with a grad, at this step's scheduled LR and momentum."""
-        loss = None
-        if closure is not None:
-            if not callable(closure):
-                raise TypeError(f"closure must be callable (returning the loss), got {type(closure).__name__}")
-            with torch.enable_grad():
-                loss = closure()
-        # Set by torch.amp.GradScaler.step() for optimizers with _step_supports_amp_scaling.
-        grad_scale = getattr(self, "grad_scale", None)
-        found_inf = getattr(self, "found_inf", None)
-        if torch.compiler.is_compiling():
-            if any(p.is_complex() for group in self.param_groups for p in group["params"]):
-                self._step_outside_graph(grad_scale, found_inf)
-            else:
-                self._compiled_step(grad_scale, found_inf)
-            return loss
-        self._eager_step(grad_scale, found_inf)
-        return loss
-
-    @torch.compiler.disable
-    def _step_outside_graph(self, grad_scale, found_inf):
-        """A compiled step with complex params runs eagerly (a graph break): inductor cannot take the
-        op's writes through their torch.view_as_real views."""
-        self._eager_step(grad_scale, found_inf)
-
-    def _eager_step(self, grad_scale, found_inf):
-        self._check_can_step()
-        created = self._refresh_plan()
-        if self._plan_first_param is not None and self._plan_first_param.device != self._step.device:
-            # The model moved after construction; before the configs, whose tables follow the counter.
-            self._step = self._step.to(self._plan_first_param.device)
-        scheduled = [self._as_scheduled(i, g) for i, g in enumerate(self.param_groups)]
-        kernel_groups = [self._group_config(i, g) for i, g in enumerate(scheduled)]
-        try:
-            grads = None
-            if self._plan_views_grads:
-                grads = [None if p.grad is None else _kernel_view(p.grad) for p in self._plan_params]
-            self._plan.step(
-                [g.config for g in kernel_groups],
-                [g.step_tensor(self._step.device) for g in kernel_groups],
-                self._step,
-                grad_scale,
-                found_inf,
-                self.count_skipped_steps,
-                grads,
-            )
-        except Exception:
-            self._forget_state(created)
-            raise
-        if _capturing(self._step.device):
-            self._note_capture(kernel_groups)
-        else:
-            self._count_host_step(found_inf)
-        edited = any(s is not g for s, g in zip(scheduled, self.param_groups))
-        self._show_schedule_values(None if edited else kernel_groups)
-
-    def get_last_lr(self):
-        """The LR of each group for the next step, as torch's schedulers' get_last_lr()."""
-        if self._host_step is None or self._captured:
-            self._show_schedule_values(sync=True)
-        return [group["lr"] for group in self.param_groups]
-
-    @property
-    def schedule_step(self):
-        """How many steps this optimizer's schedule has taken."""
-        if self._host_step is None or self._captured:
-            self._show_schedule_values(sync=True)
-        return self._host_step
-
-    def __getstate__(self):  # pickling and copy.deepcopy: torch's keeps only defaults, state, groups
-        state = super().__getstate__()
-        state.update(
-            _step=self._step,
-            _host_count=list(self._host_count),
-            _device=self._device,
-            schedule=self.schedule,
-            count_skipped_steps=self.count_skipped_steps,
-        )
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        self._configs = {}  # compiled per-group configs are rebuilt on demand
-        self._captured, self._graph_tables = False, []  # the graphs belong to the original
-        self._schedule_keys, self._shown_values = {}, {}
-        self._warned_outside_write = False
-        self._track_state()
-
-    def state_dict(self):
-        state = super().state_dict()
-        # Plain dicts, as torch's, so that torch.load(weights_only=True) reads the checkpoint; values that
-        # are not a param's state (e.g. opt.state["epoch"] = 3) pass through, as in torch.
-        state["state"] = {
-            key: dict(value) if isinstance(value, dict) else value for key, value in state["state"].items()
-        }
-        state[SCHEDULE_STEP] = self._step
-        return state
-
-    def load_state_dict(self, state_dict):
-        """Loads a state saved by this class, or a torch.optim.SGD state (its momentum buffers).
-
-        A state without a schedule step (torch.optim.SGD's) keeps this optimizer's schedule position.
-        A lower schedule step restarts the schedule and keeps the momentum buffers. The step counter
-        is written in place, but torch's loader replaces the momentum buffers and master copies, which
-        a CUDA graph captured before the load still points at: capture the graph again after a load.
-        """
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        for key, kind in (("state", dict), ("param_groups", list)):
-            if key not in state_dict:
-                raise ValueError(f"state_dict has no '{key}' entry: it is not an optimizer's state dict")
-            if not isinstance(state_dict[key], kind):
-                raise TypeError(f"state_dict['{key}'] must be a {kind.__name__}, got {type(state_dict[key]).__name__}")
-        step = _checked_schedule_step(state_dict.get(SCHEDULE_STEP))
-        self._check_loaded_buffers(state_dict)
-        if self._captured:
-            warnings.warn(
-                "load_state_dict after a CUDA graph captured this optimizer's step: the graph still points "
-                "at the old momentum buffers; capture it again before replaying it",
-                stacklevel=2,
-            )
-        groups_before = self.param_groups
-        super().load_state_dict(state_dict)
-        for before, loaded in zip(groups_before, self.param_groups):
-            for name, value in before.items():  # keys a foreign state lacks keep their values
-                loaded.setdefault(name, value)
-        if step is not None:
-            self._step.fill_(step)  # in place: a captured graph holds the counter's address
-            self._host_step = step
-        self._restore_state_dtypes(state_dict)
-        self._configs.clear()
-        self._show_schedule_values()
-
-    # --- internals ------------------------------------------------------------------------------
-
-    def _complete_group(self, group, index):
-        where = f" (param group {index})"
-        if not self.schedule.takes_tensor_lr:
-            for name in ("lr", *self.schedule.settings()):
-                if name == "lr" or name.endswith("_lr"):
-                    refuse_tensor_lr(name + where, group[name])
-        check_number("momentum" + where, group["momentum"])
-        check_bool("hold_final_lr" + where, group["hold_final_lr"])
-        check_bool("master_weights" + where, group["master_weights"])
-        momenta = self.schedule.complete_group(group, where)
-        check_sgd_group(group, index, momenta)
-
-    def _check_can_step(self):
-        """Past the end of a schedule of fixed length: OneCycleLR's ValueError, unless held."""
-        if self._host_step is None:
-            return  # unknown without a sync; the kernel holds the final values
-        for group in self.param_groups:
-            total = self.schedule.total_steps(group)
-            if total is not None and self._host_step >= total and not group["hold_final_lr"]:
-                raise ValueError(
-                    f"Tried to step {self._host_step + 1} times. The specified number of total steps is "
-                    f"{total}. Give {self.schedule.longer}, or pass hold_final_lr=True to keep training "
-                    "at the final LR."
-                )
-
-    def _compiled_step(self, grad_scale, found_inf):
-        """The step as torch.compile traces it: the lrfused::sgd_step_ op on lists built here (the
-        cached plan is a pybind11 object dynamo cannot trace). Nothing here depends on the step
-        count, so a compiled step is not recompiled per step: the host count becomes unknown, and
-        group['lr'] is refreshed when get_last_lr() or schedule_step reads the device counter."""
-        self._prepare_compiled_step()
-        params, grads, buffers, buffer_index, first_steps, masters, master_index, group_of = ([] for _ in range(8))
-        for index, group in enumerate(self.param_groups):
-            keeps_buffers = _keeps_buffers(group)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.get(p, {})
-                params.append(_kernel_view(p))
-                grads.append(_kernel_view(p.grad))
-                group_of.append(index)
-                buffer_index.append(len(buffers) if keeps_buffers else -1)
-                if keeps_buffers:
-                    buffers.append(_kernel_view(state[MOMENTUM_BUFFER]))
-                    first_steps.append(state[MOMENTUM_FIRST_STEP])
-                master = state.get(MASTER_PARAM) if group["master_weights"] else None
-                master_index.append(len(masters) if master is not None else -1)
-                if master is not None:
-                    masters.append(_kernel_view(master))
-        kernel_groups = [self._configs[index] for index in range(len(self.param_groups))]
-        tables, table_index = [], []  # each group's table (or tensor lr) by its place among those given
-        for g in kernel_groups:
-            table = g.step_tensor(self._step.device)
-            table_index.append(-1 if table is None else len(tables))
-            if table is not None:
-                tables.append(table)
-        configs = [value for g in kernel_groups for value in g.vector]
-        sgd_step_(
-            params, grads, buffers, buffer_index, first_steps, masters, master_index, group_of, configs,
-            tables, table_index, self._step, grad_scale, found_inf, self.count_skipped_steps,
-        )
-        self._host_count[0] = None
-
-    def _prepare_compiled_step(self):
-        """Makes missing state in traceable Python (as torch's optimizers do under torch.compile);
-        a group whose values changed gets its kernel config outside the graph (a rare graph break)."""
-        for index, group in enumerate(self.param_groups):
-            cached = self._configs.get(index)
-            if cached is None or cached.inputs != self._kernel_inputs(group):
-                self._refresh_group_configs()
-            keeps_buffers = _keeps_buffers(group)
-            for p in group["params"]:
-                keeps_master = group["master_weights"] and p.dtype in LOW_PRECISION
-                if p.grad is None or not (keeps_buffers or keeps_master):
-                    continue
-                self._complete_state(p, keeps_buffers, keeps_master)
-
-    @torch.compiler.disable
-    def _refresh_group_configs(self):
-        for index, group in enumerate(self.param_groups):
-            self._group_config(index, group)
-
-    @property
-    def _host_step(self):
-        return self._host_count[0]
-
-    @_host_step.setter
-    def _host_step(self, value):
-        self._host_count[0] = value
-
-    def _note_capture(self, kernel_groups):
-        """A captured step runs at each replay, not now: the host count becomes unknown (read from
-        the device when asked), and the tables the graph reads are kept. From now on replays may
-        advance the counter behind the host's back: schedule_step and get_last_lr() read the device
-        every time, and the host count read last is a lower bound (the end-of-schedule check may
-        then raise late, never early)."""
-        self._host_step = None
-        self._captured = True
-        self._graph_tables.extend(g.table for g in kernel_groups if g.table is not None)
-
-    def _count_host_step(self, found_inf):
-        """Advances the host's copy of the counter as the kernel advanced the device's."""
-        if self._host_step is None:
+    def _check_family_group(self, group, where, *, before_schedule=False, momenta=()):
+        if before_schedule:
+            check_number("momentum" + where, group["momentum"])
             return
-        if found_inf is None or self.count_skipped_steps:
-            self._host_step += 1
-        elif found_inf.device.type == "cpu":
-            self._host_step += int(found_inf.item() == 0)  # free on the CPU
-        else:
-            self._host_step = None  # known on the device only; read when asked for
+        check_number("weight_decay" + where, group["weight_decay"])
+        check_number("dampening" + where, group["dampening"])
+        check_bool("nesterov" + where, group["nesterov"])
+        check_bool("maximize" + where, group["maximize"])
+        if group["nesterov"] and (all(m == 0 for m in momenta) or group["dampening"] != 0):
+            raise ValueError(
+                f"nesterov=True{where} requires a momentum > 0 and dampening == 0; got momentum "
+                f"{' / '.join(map(str, momenta))} and dampening {group['dampening']}"
+            )
 
-    def _track_state(self):
-        """Makes self.state count its changes, and drops the step plan."""
-        if not hasattr(self, "_state_changes"):
-            self._state_changes = ChangeCounter()
-        if not isinstance(self.state, OptimizerState):
-            self.state = OptimizerState(self._state_changes, self.state)
-        self._plan = None
-        self._plan_key = None
-
-    def _plan_key_now(self):
-        """What the step plan depends on besides the params: the state and which groups keep which state."""
-        return (
-            id(self.state),
-            self._state_changes.value,
-            tuple((_keeps_buffers(group), group["master_weights"]) for group in self.param_groups),
-        )
-
-    def _plan_params_unchanged(self):
-        """Whether every group still holds the plan's params, in order (no allocation per param: a
-        step over thousands of tensors must not feed the garbage collector)."""
-        groups = self.param_groups
-        return len(groups) == len(self._plan_groups) and all(
-            len(group["params"]) == len(planned) and all(map(operator.is_, group["params"], planned))
-            for group, planned in zip(groups, self._plan_groups)
-        )
-
-    def _refresh_plan(self):
-        """Rebuilds the step plan if anything it depends on changed, or a param without its state
-        has its first grad. Returns the params whose state this created."""
-        if (
-            self._plan is not None
-            and self._plan_key == self._plan_key_now()
-            and self._plan_params_unchanged()
-            and all(p.grad is None for p in self._stateless)
-        ):
-            return []
-        params, buffers, first_steps, masters, group_of, created, stateless = [], [], [], [], [], [], []
-        for index, group in enumerate(self.param_groups):
-            keeps_buffers = _keeps_buffers(group)
-            for p in group["params"]:
-                keeps_master = group["master_weights"] and p.dtype in LOW_PRECISION
-                if (keeps_buffers or keeps_master) and not _has_state(self.state.get(p), keeps_buffers, keeps_master):
-                    if p.grad is None:
-                        stateless.append(p)  # no state until its first grad, as in torch
-                        continue
-                    _refuse_state_creation_in_capture(p)
-                    if self.state.get(p) is None:
-                        created.append(p)
-                state = self._complete_state(p, keeps_buffers, keeps_master)
-                params.append(p)
-                buffers.append(_kernel_view(state[MOMENTUM_BUFFER]) if keeps_buffers else None)
-                first_steps.append(state[MOMENTUM_FIRST_STEP] if keeps_buffers else None)
-                masters.append(_kernel_view(state[MASTER_PARAM]) if keeps_master else None)
-                group_of.append(index)
-        views = [_kernel_view(p) for p in params]
-        self._plan = _C.StepPlan(views, buffers, first_steps, masters, group_of)
-        self._plan_params = params
-        self._plan_views_grads = any(view is not p for view, p in zip(views, params))  # grads read by the plan otherwise
-        self._plan_first_param = views[0] if params else None
-        self._stateless = stateless
-        self._plan_key = self._plan_key_now()
-        self._plan_groups = [list(group["params"]) for group in self.param_groups]
-        return created
-
-    def _complete_state(self, p, keeps_buffers, keeps_master):
-        """p's state with what this step needs added (the eager and the compiled step share it):
-        master copy, buffer and first-step flag made if missing, a flag for a buffer given from
-        outside, a float32 buffer beside a master copy. Returns the state (empty if none is kept)."""
-        if not (keeps_buffers or keeps_master):
-            return {}
-        state = self.state.get(p)
-        if not _has_state(state, keeps_buffers, keeps_master):
-            self.state[p] = state = _new_state(p, state, keeps_buffers, keeps_master)
-        if keeps_buffers and MOMENTUM_FIRST_STEP not in state:  # a buffer given from outside
-            state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=p.device)
-        if keeps_buffers and keeps_master and state[MOMENTUM_BUFFER].dtype != torch.float32:
-            state[MOMENTUM_BUFFER] = state[MOMENTUM_BUFFER].float()  # e.g. loaded from torch's SGD
-        return state
-
-    def _forget_state(self, params):
-        for p in params:
-            self.state.pop(p, None)
-        self._plan = None
-
-    def _group_config(self, index, group):
-        """The group as the kernel gets it (a _KernelGroup), cached."""
-        inputs = self._kernel_inputs(group)
-        cached = self._configs.get(index)
-        if cached is not None and cached.inputs == inputs and (cached.table is None or cached.table.device == self._step.device):
-            return cached
-        config = _C.GroupConfig()
-        config.schedule = self.schedule.build(group)
-        config.weight_decay = group["weight_decay"]
+    def _fill_config(self, config, group):
         config.dampening = group["dampening"]
         config.nesterov = group["nesterov"]
-        config.maximize = group["maximize"]
-        rows = self.schedule.table(group)
-        table = None if rows is None else torch.tensor(rows, dtype=torch.float64, device=self._step.device)
-        lr = group["lr"] if self.schedule.takes_tensor_lr and isinstance(group["lr"], torch.Tensor) else None
-        self._configs[index] = cached = _KernelGroup(inputs, config, table, rows, _C.config_to_vector(config), lr)
-        return cached
 
-    def _kernel_inputs(self, group):
-        """Every group value the kernel's config of the group is made from (its cache key)."""
-        return (
-            self.schedule.inputs(group),
-            group["cycle_momentum"],
-            group["weight_decay"],
-            group["dampening"],
-            group["nesterov"],
-            group["maximize"],
-        )
+    def _family_inputs(self, group):
+        return (group["dampening"], group["nesterov"])
 
-    def _as_scheduled(self, index, group):
-        """The group as this step's schedule reads it. A torch scheduler reads its keys (max_lr, ...)
-        when it steps, after the optimizer: an edit shows in group['lr'] after the next step and
-        trains from the one after. So the schedule's keys are those of the last step (or of
-        construction); the SGD keys (weight_decay, ...) are the group's own, as SGD reads them."""
-        shown = self._shown_values.get(index)
-        if shown is not None and not self._warned_outside_write:
-            self._check_no_outside_write(index, group, shown)
-        scheduled = self._schedule_keys.get(index)
-        if scheduled is None or all(group.get(key) == value for key, value in scheduled.items()):
-            return group
-        return {**group, **scheduled}
+    def _state_keys(self, group):
+        return _BUFFER if group["cycle_momentum"] or group["momentum"] != 0 else ()
 
-    def _check_no_outside_write(self, index, group, shown):
-        """Warns once if group['lr'] (or a cycled momentum) is not what the schedule showed: a torch
-        scheduler's or a user's write that the kernel, which computes its own, would silently ignore."""
-        for key, value in shown.items():
-            if group[key] != value:
-                self._warned_outside_write = True
-                warnings.warn(
-                    f"param group {index}: group['{key}'] was set to {group[key]!r} from outside (a torch LR "
-                    f"scheduler?), but {type(self).__name__}'s schedule ({type(self.schedule).__name__}) computes "
-                    f"the {key} of every step in the kernel and ignores it. To drive the {key} from a torch "
-                    "scheduler or by hand, use lrfused.FusedSGD(params, lr=..., schedule=Constant()); to change "
-                    "this schedule, change its keys (max_lr, ...) in the group.",
-                    stacklevel=3,
-                )
-                return
+    def _new_count(self, param):
+        return torch.full((), _C.NEVER_WRITTEN, dtype=torch.int64, device=param.device)
 
-    def _show_schedule_values(self, kernel_groups=None, sync=False):
-        """Writes the next step's LR (and momentum, if cycled) into each group, as torch's schedulers
-        do, and remembers the schedule's keys the next step uses (not when only reading: `sync`).
-        `kernel_groups`: the groups' configs when the caller has them already."""
-        if sync:
-            self._host_step = int(self._step.item())
-        elif not isinstance(self.schedule, Constant):
-            keys = self.schedule.group_keys
-            for index, group in enumerate(self.param_groups):
-                self._schedule_keys[index] = {key: group[key] for key in keys if key in group}
-        if self._host_step is None:
+    def _complete_family_state(self, param, state, keeps_master):
+        if MOMENTUM_FIRST_STEP not in state:  # a buffer given from outside
+            state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=param.device)
+        if keeps_master and state[MOMENTUM_BUFFER].dtype != torch.float32:
+            state[MOMENTUM_BUFFER] = state[MOMENTUM_BUFFER].float()  # e.g. loaded from torch's SGD
+
+    def _restore_loaded_state(self, param, state, given, counter):
+        """The first-step flag is int64 again. A flag at or past the (loaded) counter becomes
+        WRITTEN_ELSEWHERE: every flag stays below the counter, which the CUDA kernel relies on to tell
+        "first written earlier in this step" (flag == step) from "written before", so a restarted
+        schedule keeps its buffers on every device."""
+        if not isinstance(state.get(MOMENTUM_BUFFER), torch.Tensor):
             return
-        if kernel_groups is None:
-            kernel_groups = [self._group_config(i, g) for i, g in enumerate(self.param_groups)]
-        for index, (group, kernel_group) in enumerate(zip(self.param_groups, kernel_groups)):
-            if kernel_group.lr is not None:
-                continue  # a tensor lr is the group's own (Constant schedule): nothing to show
-            step = self._host_step
-            total = self.schedule.total_steps(group)
-            if total is not None and group["hold_final_lr"]:
-                step = min(step, total - 1)
-            if kernel_group.rows is not None:
-                lr, momentum = self.schedule.shown_row(kernel_group.rows, step, group)
-            else:
-                lr, momentum = _C.schedule_value(kernel_group.config.schedule, step)
-            group["lr"] = lr
-            if group["cycle_momentum"]:
-                group["momentum"] = momentum
-            if not isinstance(self.schedule, Constant):
-                self._shown_values[index] = {"lr": lr, "momentum": momentum} if group["cycle_momentum"] else {"lr": lr}
+        first = given.get(MOMENTUM_FIRST_STEP)
+        first = _C.WRITTEN_ELSEWHERE if first is None else int(first.item())
+        if first >= counter:
+            first = _C.WRITTEN_ELSEWHERE
+        state[MOMENTUM_FIRST_STEP] = torch.tensor(first, dtype=torch.int64, device=param.device)
 
-    def _restore_state_dtypes(self, state_dict):
-        """torch's loader casts every state tensor to its param's dtype: the first-step flags are
-        int64 and a master copy and its buffer float32, so those are taken again from the given state.
-
-        A flag at or past the (loaded) counter becomes WRITTEN_ELSEWHERE: every flag stays below the
-        counter, which the CUDA kernel relies on to tell "first written earlier in this step" (flag ==
-        step) from "written before", so a restarted schedule keeps its buffers on every device."""
-        params = [p for group in self.param_groups for p in group["params"]]
-        loaded = state_dict["state"]
-        counter = self._host_step if self._host_step is not None else int(self._step.item())
-        for key, p in enumerate(params):
-            state = self.state.get(p)
-            if state is None:
-                continue
-            given = loaded.get(key, {})
-            if isinstance(state.get(MOMENTUM_BUFFER), torch.Tensor):
-                first = given.get(MOMENTUM_FIRST_STEP)
-                first = _C.WRITTEN_ELSEWHERE if first is None else int(first.item())
-                if first >= counter:
-                    first = _C.WRITTEN_ELSEWHERE
-                state[MOMENTUM_FIRST_STEP] = torch.tensor(first, dtype=torch.int64, device=p.device)
-            if isinstance(given.get(MASTER_PARAM), torch.Tensor):
-                state[MASTER_PARAM] = given[MASTER_PARAM].to(device=p.device, dtype=torch.float32).clone()
-                if isinstance(given.get(MOMENTUM_BUFFER), torch.Tensor):
-                    state[MOMENTUM_BUFFER] = given[MOMENTUM_BUFFER].to(device=p.device, dtype=torch.float32).clone()
-
-    def _check_loaded_buffers(self, state_dict):
-        """Rejects momentum buffers that do not fit their params, before anything is loaded."""
-        params = [p for group in self.param_groups for p in group["params"]]
-        for key, state in state_dict.get("state", {}).items():
-            if not isinstance(key, int) or not 0 <= key < len(params):
-                continue  # not a param's state: loaded as it is, as torch does
-            if not isinstance(state, dict):
-                raise TypeError(f"state_dict: the state of param {key} must be a dict, got {type(state).__name__}")
-            first = state.get(MOMENTUM_FIRST_STEP)
-            if first is not None and (not isinstance(first, torch.Tensor) or first.numel() != 1):
-                raise TypeError(f"state_dict: momentum_first_step of param {key} must be a one-element tensor")
-            buf = state.get(MOMENTUM_BUFFER)
-            if buf is None:
-                continue
-            if not isinstance(buf, torch.Tensor):
-                raise TypeError(f"state_dict: momentum_buffer of param {key} must be a Tensor, got {type(buf).__name__}")
-            if buf.shape != params[key].shape:
-                raise ValueError(
-                    f"state_dict: momentum_buffer of param {key} has shape {tuple(buf.shape)}, "
-                    f"but the param has shape {tuple(params[key].shape)}"
-                )
+    def _check_loaded_count(self, key, count):
+        if count is not None and (not isinstance(count, torch.Tensor) or count.numel() != 1):
+            raise TypeError(f"state_dict: momentum_first_step of param {key} must be a one-element tensor")

@@ -1,4 +1,4 @@
-"""torch.compile: step() traces into the lrfused::sgd_step_ op (no graph break), and the schedule lives
+"""torch.compile: step() traces into the lrfused::fused_step_ op (no graph break), and the schedule lives
 in the kernel, so steps are not recompiled as the LR changes."""
 import pytest
 import torch

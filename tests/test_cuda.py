@@ -93,7 +93,7 @@ def update_launches(step):
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
-    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA and "fused_sgd" in e.name)
+    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA and "fused_step" in e.name)
 
 
 @pytest.mark.parametrize("with_huge_tensor", [False, True], ids=["many_tensors", "many_chunks"])

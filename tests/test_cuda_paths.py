@@ -100,7 +100,7 @@ def test_the_device_table_step_does_not_sync_with_the_host():
         opt.step()
         torch.cuda.synchronize()
     names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    assert sum("fused_sgd_table_kernel" in n for n in names) == 1 and not any("fused_sgd_kernel" in n for n in names)
+    assert sum("fused_step_table_kernel" in n for n in names) == 1 and not any("fused_step_kernel" in n for n in names)
 
 
 @requires_cuda()

@@ -19,12 +19,12 @@ namespace cpu_avx2 {
 }  // namespace cpu_avx2
 #pragma GCC pop_options
 
-void update_tensor_range_avx2(const TensorPlan& t, const GroupStep& s, int64_t begin, int64_t end) {
-  cpu_avx2::update_tensor_range(t, s, begin, end);
+void update_tensor_range_avx2(const TensorPlan& t, int64_t begin, int64_t end) {
+  cpu_avx2::update_tensor_range(t, begin, end);
 }
 #else
-void update_tensor_range_avx2(const TensorPlan& t, const GroupStep& s, int64_t begin, int64_t end) {
-  update_tensor_range_default(t, s, begin, end);
+void update_tensor_range_avx2(const TensorPlan& t, int64_t begin, int64_t end) {
+  update_tensor_range_default(t, begin, end);
 }
 #endif
 

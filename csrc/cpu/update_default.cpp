@@ -14,8 +14,8 @@ namespace cpu_default {
 #undef LRFUSED_UPDATE_RANGE
 }  // namespace cpu_default
 
-void update_tensor_range_default(const TensorPlan& t, const GroupStep& s, int64_t begin, int64_t end) {
-  cpu_default::update_tensor_range(t, s, begin, end);
+void update_tensor_range_default(const TensorPlan& t, int64_t begin, int64_t end) {
+  cpu_default::update_tensor_range(t, begin, end);
 }
 
 }  // namespace lrfused

@@ -19,12 +19,25 @@ void check_finite_nonnegative(double value, const char* name, size_t group) {
               " must be a finite number >= 0, got ", value);
 }
 
+void check_rule(const GroupConfig& g, size_t index) {
+  TORCH_CHECK(g.rule == kRuleSGD || g.rule == kRuleAdamW, "param group ", index, ": unknown update rule ", g.rule);
+  check_finite_nonnegative(g.weight_decay, "weight_decay", index);
+  if (g.rule == kRuleSGD) {
+    check_finite_nonnegative(g.dampening, "dampening", index);
+    return;
+  }
+  TORCH_CHECK(g.beta2 >= 0.0 && g.beta2 < 1.0, "param group ", index, ": beta2 must be in [0, 1), got ", g.beta2);
+  TORCH_CHECK(std::isfinite(g.eps) && g.eps > 0.0, "param group ", index, ": eps must be a finite number > 0, got ",
+              g.eps);
+  TORCH_CHECK(g.schedule.momentum < 1.0, "param group ", index, ": beta1 must be in [0, 1), got ",
+              g.schedule.momentum);
+}
+
 void check_group(const GroupConfig& g, size_t index) {
   const Schedule& s = g.schedule;
   TORCH_CHECK(s.kind >= kConstant && s.kind <= kTable, "param group ", index, ": unknown schedule kind ", s.kind);
-  check_finite_nonnegative(g.weight_decay, "weight_decay", index);
-  check_finite_nonnegative(g.dampening, "dampening", index);
   check_finite_nonnegative(s.momentum, "momentum", index);
+  check_rule(g, index);
   if (s.kind == kConstant) {
     check_finite_nonnegative(s.lr, "lr", index);
   } else if (s.kind == kOneCycle) {
@@ -82,7 +95,7 @@ void check_group(const GroupConfig& g, size_t index) {
   }
 }
 
-// Checks a tensor that must mirror `param` exactly (grad, momentum buffer).
+// Checks a tensor that must mirror `param` exactly (grad, state).
 void check_like_param(const at::Tensor& t, const at::Tensor& param, const char* what, size_t i) {
   TORCH_CHECK(t.layout() == at::kStrided, what, " of param ", i, " must be dense (strided), got layout ",
               t.layout(), (t.is_sparse() ? "; sparse gradients are not supported" : ""));
@@ -138,11 +151,40 @@ void check_scaler_tensor(const at::Tensor& t, const at::Device& device, const ch
   TORCH_CHECK(t.device() == device, what, " must be on the params' device ", device, ", got ", t.device());
 }
 
-void check_counter(const at::Tensor& t, const at::Device& device, const char* what) {
-  TORCH_CHECK(t.scalar_type() == at::kLong && t.numel() == 1, what,
-              " must be a one-element int64 tensor, got dtype ", t.scalar_type(), " with ", t.numel(),
+void check_counter(const at::Tensor& t, const at::Device& device, const char* what,
+                   at::ScalarType dtype = at::kLong) {
+  TORCH_CHECK(t.scalar_type() == dtype && t.numel() == 1 && t.layout() == at::kStrided, what,
+              " must be a one-element ", dtype, " tensor, got dtype ", t.scalar_type(), " with ", t.numel(),
               " elements");
   TORCH_CHECK(t.device() == device, what, " must be on the params' device ", device, ", got ", t.device());
+}
+
+// The state tensors and count a rule reads, by name; nullptr past the rule's last one.
+struct StateLayout {
+  const char* state[kMaxStateTensors];
+  const char* count;
+  at::ScalarType count_dtype;
+};
+
+StateLayout layout_of(int32_t rule) {
+  if (rule == kRuleAdamW) {
+    return {{"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}, "step", at::kFloat};
+  }
+  return {{"momentum_buffer", nullptr, nullptr}, "momentum_first_step", at::kLong};
+}
+
+// Which of the rule's state tensors (and whether its count) this param must have in this group.
+void required_state(const GroupConfig& g, bool required[kMaxStateTensors], bool* count_required) {
+  if (g.rule == kRuleAdamW) {
+    required[0] = required[1] = true;
+    required[2] = g.amsgrad;
+    *count_required = true;
+    return;
+  }
+  const Schedule& s = g.schedule;
+  required[0] = s.momentum != 0.0 || s.cycle_momentum;
+  required[1] = required[2] = false;
+  *count_required = required[0];
 }
 
 // Checks param i and returns it as the kernels see it; sets *stage when the param is not dense in
@@ -174,15 +216,12 @@ KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& dev
   TORCH_CHECK(t.group >= 0 && static_cast<size_t>(t.group) < args.groups.size(), "group_of[", i,
               "] must index one of the ", args.groups.size(), " groups, got ", t.group);
 
-  const bool has_buf = t.momentum_buffer != nullptr && t.momentum_buffer->defined();
-  const bool has_first_step = t.momentum_first_step != nullptr && t.momentum_first_step->defined();
-  TORCH_CHECK(has_buf == has_first_step, "param ", i,
-              ": momentum_buffer and momentum_first_step must both be given or both be omitted");
-  const Schedule& s = args.groups[t.group].schedule;
-  const bool may_use_momentum = s.momentum != 0.0 || s.cycle_momentum;
-  TORCH_CHECK(has_buf || !may_use_momentum, "param ", i, " (group ", t.group,
-              ") uses momentum but has no momentum_buffer");
-  // With a master copy, the update's state (master and buffer) is float32.
+  const GroupConfig& group = args.groups[t.group];
+  const StateLayout layout = layout_of(group.rule);
+  bool required[kMaxStateTensors];
+  bool count_required;
+  required_state(group, required, &count_required);
+  // With a master copy, the update's state (master and moments or buffer) is float32.
   const bool has_master = t.master_param != nullptr && t.master_param->defined();
   if (has_master) {
     const at::Tensor& master = *t.master_param;
@@ -194,23 +233,41 @@ KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& dev
                 ", strides ", strides, " and device; got ", master.scalar_type(), " ", master.sizes(), " ",
                 master.strides(), " on ", master.device());
   }
-  if (has_buf) {
-    const at::Tensor& buf = *t.momentum_buffer;
-    check_like_param(buf, has_master ? *t.master_param : p, "momentum_buffer", i);
-    TORCH_CHECK(buf.strides() == strides, "momentum_buffer of param ", i, " must have the strides ", strides,
-                (dense ? " of the param" : " of a dense copy of the param"), ", got ", buf.strides());
-    check_counter(*t.momentum_first_step, device, "momentum_first_step");
+  for (int k = 0; k < kMaxStateTensors; ++k) {
+    const bool given = t.state[k] != nullptr && t.state[k]->defined();
+    TORCH_CHECK(given || !required[k], "param ", i, " (group ", t.group, ") needs its ", layout.state[k],
+                " but has none");
+    TORCH_CHECK(!given || layout.state[k] != nullptr, "param ", i, " (group ", t.group, ") was given a state tensor ",
+                k, " that its update rule does not keep");
+    if (given && required[k]) {
+      const at::Tensor& st = *t.state[k];
+      check_like_param(st, has_master ? *t.master_param : p, layout.state[k], i);
+      TORCH_CHECK(st.strides() == strides, layout.state[k], " of param ", i, " must have the strides ", strides,
+                  (dense ? " of the param" : " of a dense copy of the param"), ", got ", st.strides());
+    }
+  }
+  const bool has_count = t.count != nullptr && t.count->defined();
+  TORCH_CHECK(has_count || !count_required, "param ", i, " (group ", t.group, ") needs its ", layout.count,
+              " but has none");
+  TORCH_CHECK(group.rule != kRuleSGD || has_count == (t.state[0] != nullptr && t.state[0]->defined()), "param ", i,
+              ": momentum_buffer and momentum_first_step must both be given or both be omitted");
+  if (has_count) {
+    check_counter(*t.count, device, layout.count, layout.count_dtype);
   }
   *stage = !dense;
   *realign = grad.strides() != strides;
-  return KernelTensor{p.data_ptr(),
-                      grad.const_data_ptr(),
-                      has_buf ? t.momentum_buffer->data_ptr() : nullptr,
-                      has_master ? t.master_param->data_ptr<float>() : nullptr,
-                      has_buf ? t.momentum_first_step->data_ptr<int64_t>() : nullptr,
-                      p.numel(),
-                      static_cast<int32_t>(t.group),
-                      p.scalar_type()};
+  KernelTensor out{};
+  out.param = p.data_ptr();
+  out.grad = grad.const_data_ptr();
+  for (int k = 0; k < kMaxStateTensors; ++k) {
+    out.state[k] = required[k] ? t.state[k]->data_ptr() : nullptr;
+  }
+  out.master = has_master ? t.master_param->data_ptr<float>() : nullptr;
+  out.count = has_count ? t.count->data_ptr() : nullptr;
+  out.numel = p.numel();
+  out.group = static_cast<int32_t>(t.group);
+  out.dtype = p.scalar_type();
+  return out;
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ void for_each_field(Config& g, F&& f) {
   f(w.max_lr), f(w.eta_min), f(w.t_0), f(w.t_mult), f(w.anneal);
   auto& wc = s.warmup_cosine;
   f(wc.lr), f(wc.start_factor), f(wc.eta_min), f(wc.warmup_steps), f(wc.total_steps);
-  f(g.weight_decay), f(g.dampening), f(g.nesterov), f(g.maximize);
+  f(g.rule), f(g.weight_decay), f(g.maximize), f(g.dampening), f(g.nesterov), f(g.beta2), f(g.eps), f(g.amsgrad);
 }
 
 const at::Tensor* pick(const IndexedTensors& list, size_t i, const char* what) {
@@ -48,8 +48,8 @@ GroupConfig config_from_vector(const double* values, size_t size) {
   return config;
 }
 
-void functional_step(std::vector<at::Tensor> params, std::vector<at::Tensor> grads, const IndexedTensors& buffers,
-                     const std::vector<at::Tensor>& first_steps, const IndexedTensors& masters,
+void functional_step(std::vector<at::Tensor> params, std::vector<at::Tensor> grads, const IndexedTensors& states,
+                     const IndexedTensors& counts, const IndexedTensors& masters,
                      std::vector<int64_t> group_of, const std::vector<double>& configs, const IndexedTensors& tables,
                      at::Tensor step, std::optional<at::Tensor> grad_scale, std::optional<at::Tensor> found_inf,
                      bool count_skipped_steps) {
@@ -57,11 +57,12 @@ void functional_step(std::vector<at::Tensor> params, std::vector<at::Tensor> gra
   const size_t width = config_vector_size();
   TORCH_CHECK(configs.size() % width == 0, "configs must hold ", width, " values per group, got ", configs.size());
   const size_t num_groups = configs.size() / width;
-  TORCH_CHECK(buffers.index.size() == n && masters.index.size() == n && first_steps.size() == buffers.tensors.size() &&
+  TORCH_CHECK(states.index.size() == n * kMaxStateTensors && counts.index.size() == n && masters.index.size() == n &&
                   tables.index.size() == num_groups,
-              "buffer_index and master_index need one entry per param (", n, "), momentum_first_steps one per "
-              "buffer (", buffers.tensors.size(), "), table_index one per group (", num_groups, "); got ",
-              buffers.index.size(), ", ", masters.index.size(), ", ", first_steps.size(), ", ", tables.index.size());
+              "state_index needs ", kMaxStateTensors, " entries per param (", n * kMaxStateTensors,
+              "), count_index and master_index one per param (", n, "), table_index one per group (", num_groups,
+              "); got ", states.index.size(), ", ", counts.index.size(), ", ", masters.index.size(), ", ",
+              tables.index.size());
   TORCH_CHECK(grads.size() == n && group_of.size() == n, "grads and group_of need one entry per param (", n,
               "); got ", grads.size(), " and ", group_of.size());
   StepArgs args;
@@ -70,9 +71,10 @@ void functional_step(std::vector<at::Tensor> params, std::vector<at::Tensor> gra
     ParamTensors& t = args.params[i];
     t.param = &params[i];
     t.grad = &grads[i];
-    t.momentum_buffer = pick(buffers, i, "buffer_index");
-    const int64_t k = buffers.index[i];
-    t.momentum_first_step = k < 0 ? nullptr : &first_steps[k];
+    for (int k = 0; k < kMaxStateTensors; ++k) {
+      t.state[k] = pick(states, i * kMaxStateTensors + k, "state_index");
+    }
+    t.count = pick(counts, i, "count_index");
     t.master_param = pick(masters, i, "master_index");
     t.group = group_of[i];
   }

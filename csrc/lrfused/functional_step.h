@@ -22,8 +22,10 @@ struct IndexedTensors {
   std::vector<int64_t> index;  // per param (or group): position in `tensors`, or -1
 };
 
-void functional_step(std::vector<at::Tensor> params, std::vector<at::Tensor> grads, const IndexedTensors& buffers,
-                     const std::vector<at::Tensor>& first_steps, const IndexedTensors& masters,
+// states.index has kMaxStateTensors entries per param (its rule's state tensors, -1 past them);
+// counts.index and masters.index one per param; tables.index one per group.
+void functional_step(std::vector<at::Tensor> params, std::vector<at::Tensor> grads, const IndexedTensors& states,
+                     const IndexedTensors& counts, const IndexedTensors& masters,
                      std::vector<int64_t> group_of, const std::vector<double>& configs, const IndexedTensors& tables,
                      at::Tensor step, std::optional<at::Tensor> grad_scale, std::optional<at::Tensor> found_inf,
                      bool count_skipped_steps);

@@ -8,14 +8,14 @@ namespace lrfused {
 void run_step(const KernelStep& step) {
   if (step.device.is_cuda()) {
 #ifdef LRFUSED_WITH_CUDA
-    fused_sgd_step_cuda(step);
+    fused_step_cuda(step);
 #else
     TORCH_CHECK(false, "params are on ", step.device,
                 " but lrfused was built without CUDA; rebuild with CUDA torch and nvcc present");
 #endif
   } else {
     TORCH_CHECK(step.device.is_cpu(), "params must be on CPU or CUDA, got ", step.device);
-    fused_sgd_step_cpu(step);
+    fused_step_cpu(step);
   }
   if (!step.staged_params.empty()) {
     c10::NoGradGuard no_grad;  // the params are leaves that may require grad

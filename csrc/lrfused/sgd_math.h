@@ -12,18 +12,10 @@
 // type once at the end.
 #pragma once
 
-#include "lrfused/schedule.h"
+#include "lrfused/bool_dispatch.h"
+#include "lrfused/group_config.h"
 
 namespace lrfused {
-
-// Hyperparameters of one param group, as the Python layer hands them to a kernel.
-struct GroupConfig {
-  Schedule schedule;
-  double weight_decay = 0.0;
-  double dampening = 0.0;
-  bool nesterov = false;
-  bool maximize = false;
-};
 
 // One group's values for this step, already in the kernel's math type.
 template <typename opmath_t>
@@ -83,28 +75,10 @@ LRFUSED_HOST_DEVICE inline void sgd_update(opmath_t& param, opmath_t grad, opmat
   param = param + s.neg_lr * g;
 }
 
-// Calls f(BoolConstant<...> x4) with the runtime flags turned into types, so one
-// generic lambda instantiates every branch-free variant.
-template <bool B>
-struct BoolConstant {
-  static constexpr bool value = B;
-};
-
-template <typename F, typename... Done>
-LRFUSED_HOST_DEVICE inline void dispatch_flags_impl(F& f, const bool* flags, Done... done) {
-  if constexpr (sizeof...(Done) == 4) {
-    f(done...);
-  } else if (flags[0]) {
-    dispatch_flags_impl(f, flags + 1, done..., BoolConstant<true>{});
-  } else {
-    dispatch_flags_impl(f, flags + 1, done..., BoolConstant<false>{});
-  }
-}
-
 template <typename F>
 LRFUSED_HOST_DEVICE inline void dispatch_update_flags(const UpdateFlags& u, F&& f) {
   const bool flags[4] = {u.decay, u.momentum, u.first, u.nesterov};
-  dispatch_flags_impl(f, flags);
+  dispatch_flags<4>(f, flags);
 }
 
 }  // namespace lrfused

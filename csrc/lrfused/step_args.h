@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "lrfused/sgd_math.h"
+#include "lrfused/group_config.h"
 
 namespace lrfused {
 
@@ -25,14 +25,17 @@ constexpr int64_t kParamsPerTask = 256;
 struct ParamTensors {
   const at::Tensor* param = nullptr;
   const at::Tensor* grad = nullptr;
-  // nullptr where the group never uses momentum.
-  const at::Tensor* momentum_buffer = nullptr;
-  // One int64 with momentum_buffer: the step at which the buffer was first written, kNeverWritten
-  // before that (kWrittenElsewhere for a buffer loaded from another optimizer). Read on the device,
-  // so the first-step initialisation (buffer = gradient) needs no host sync.
-  const at::Tensor* momentum_first_step = nullptr;
+  // The rule's state tensors shaped like the param (see group_config.h), nullptr where the param
+  // keeps none (an SGD group without momentum, AdamW's max_exp_avg_sq without amsgrad).
+  const at::Tensor* state[kMaxStateTensors] = {nullptr, nullptr, nullptr};
+  // One element on the params' device, read and written by the kernel, so no step needs a host
+  // sync. SGD (with a momentum buffer): int64, the step at which the buffer was first written,
+  // kNeverWritten before that (kWrittenElsewhere for a buffer loaded from another optimizer), so the
+  // first-step initialisation (buffer = gradient) happens on the device. AdamW: float32, the param's
+  // own step count for the bias corrections (torch's state['step']).
+  const at::Tensor* count = nullptr;
   // nullptr unless the (float16 / bfloat16) param keeps a float32 master copy: then the update runs
-  // on the master (and a float32 momentum buffer) and the param gets it rounded.
+  // on the master (and float32 state) and the param gets it rounded.
   const at::Tensor* master_param = nullptr;
   int64_t group = 0;  // index into StepArgs::groups
 };
@@ -46,20 +49,20 @@ struct StepArgs {
   at::Tensor step;  // int64, one element, on the params' device: the schedule's step counter
   // torch.amp.GradScaler's contract for fused optimizers, both optional float32 one-element tensors
   // on the params' device: grads are divided by grad_scale; found_inf != 0 skips the update (params,
-  // buffers and first-step flags untouched).
+  // state and counts untouched).
   at::Tensor grad_scale;
   at::Tensor found_inf;
   bool count_skipped_steps = true;  // whether a step skipped for found_inf advances the schedule
 };
 
-// One checked param as the kernels see it. param, grad, buf and master share one shape and strides
-// and are dense, so elements [0, numel) from each pointer correspond.
+// One checked param as the kernels see it. param, grad, state and master share one shape and
+// strides and are dense, so elements [0, numel) from each pointer correspond.
 struct KernelTensor {
   void* param;  // a dense copy of a param that is not dense itself (see KernelStep::staged_params)
   const void* grad;
-  void* buf;             // nullptr where the group never uses momentum; float32 when master is set
-  float* master;         // float32 master copy of a float16 / bfloat16 param, or nullptr
-  int64_t* first_step;   // with buf
+  void* state[kMaxStateTensors];  // as ParamTensors::state; float32 when master is set
+  float* master;                  // float32 master copy of a float16 / bfloat16 param, or nullptr
+  void* count;                    // as ParamTensors::count: int64_t* (SGD) or float* (AdamW), or nullptr
   int64_t numel;
   int32_t group;
   at::ScalarType dtype;  // the param's
@@ -90,9 +93,9 @@ KernelStep checked_step(const StepArgs& args);
 // Runs a checked step on its device.
 void run_step(const KernelStep& step);
 
-void fused_sgd_step_cpu(const KernelStep& step);
+void fused_step_cpu(const KernelStep& step);
 #ifdef LRFUSED_WITH_CUDA
-void fused_sgd_step_cuda(const KernelStep& step);
+void fused_step_cuda(const KernelStep& step);
 #endif
 
 }  // namespace lrfused

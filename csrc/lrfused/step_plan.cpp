@@ -24,7 +24,9 @@ void bump_versions(const std::vector<ParamTensors>& params) {
   at::parallel_for(0, static_cast<int64_t>(params.size()), kParamsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       bump_version(params[i].param);
-      bump_version(params[i].momentum_buffer);
+      for (const at::Tensor* state : params[i].state) {
+        bump_version(state);
+      }
       bump_version(params[i].master_param);
     }
   });
@@ -32,21 +34,25 @@ void bump_versions(const std::vector<ParamTensors>& params) {
 
 }  // namespace
 
-StepPlan::StepPlan(std::vector<at::Tensor> params, const std::vector<std::optional<at::Tensor>>& momentum_buffers,
-                   const std::vector<std::optional<at::Tensor>>& momentum_first_steps,
+StepPlan::StepPlan(std::vector<at::Tensor> params, const std::vector<std::vector<std::optional<at::Tensor>>>& states,
+                   const std::vector<std::optional<at::Tensor>>& counts,
                    const std::vector<std::optional<at::Tensor>>& master_params, std::vector<int64_t> group_of)
     : params_(std::move(params)), group_of_(std::move(group_of)) {
-  TORCH_CHECK(momentum_buffers.size() == params_.size() && momentum_first_steps.size() == params_.size() &&
+  TORCH_CHECK(states.size() == params_.size() && counts.size() == params_.size() &&
                   master_params.size() == params_.size() && group_of_.size() == params_.size(),
-              "params, momentum_buffers, momentum_first_steps, master_params and group_of must have one entry "
-              "per param; got lengths ",
-              params_.size(), ", ", momentum_buffers.size(), ", ", momentum_first_steps.size(), ", ",
-              master_params.size(), ", ", group_of_.size());
-  momentum_buffers_.reserve(params_.size());
-  momentum_first_steps_.reserve(params_.size());
+              "params, states, counts, master_params and group_of must have one entry per param; got lengths ",
+              params_.size(), ", ", states.size(), ", ", counts.size(), ", ", master_params.size(), ", ",
+              group_of_.size());
+  states_.resize(params_.size());
+  counts_.reserve(params_.size());
+  master_params_.reserve(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
-    momentum_buffers_.push_back(or_undefined(momentum_buffers[i]));
-    momentum_first_steps_.push_back(or_undefined(momentum_first_steps[i]));
+    TORCH_CHECK(states[i].size() <= kMaxStateTensors, "states of param ", i, ": at most ", kMaxStateTensors,
+                " tensors, got ", states[i].size());
+    for (size_t k = 0; k < states[i].size(); ++k) {
+      states_[i][k] = or_undefined(states[i][k]);
+    }
+    counts_.push_back(or_undefined(counts[i]));
     master_params_.push_back(or_undefined(master_params[i]));
   }
 }
@@ -64,9 +70,16 @@ void StepPlan::step(const StepInputs& inputs) const {
     if (grad == nullptr || !grad->defined()) {
       continue;  // as torch's optimizers: a param without a grad is left alone
     }
-    args.params.push_back(ParamTensors{&params_[i], grad, defined_pointer(momentum_buffers_[i]),
-                                       defined_pointer(momentum_first_steps_[i]), defined_pointer(master_params_[i]),
-                                       group_of_[i]});
+    ParamTensors t;
+    t.param = &params_[i];
+    t.grad = grad;
+    for (int k = 0; k < kMaxStateTensors; ++k) {
+      t.state[k] = defined_pointer(states_[i][k]);
+    }
+    t.count = defined_pointer(counts_[i]);
+    t.master_param = defined_pointer(master_params_[i]);
+    t.group = group_of_[i];
+    args.params.push_back(t);
   }
   args.groups = inputs.groups;
   for (const auto& table : inputs.tables) {

@@ -3,6 +3,7 @@
 // everything and runs the kernel on the params that have one.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <vector>
 
@@ -12,8 +13,10 @@ namespace lrfused {
 
 class StepPlan {
  public:
-  StepPlan(std::vector<at::Tensor> params, const std::vector<std::optional<at::Tensor>>& momentum_buffers,
-           const std::vector<std::optional<at::Tensor>>& momentum_first_steps,
+  // Per param: its rule's state tensors (up to kMaxStateTensors, None where it keeps none), its
+  // count, its master copy, its group.
+  StepPlan(std::vector<at::Tensor> params, const std::vector<std::vector<std::optional<at::Tensor>>>& states,
+           const std::vector<std::optional<at::Tensor>>& counts,
            const std::vector<std::optional<at::Tensor>>& master_params, std::vector<int64_t> group_of);
 
   // What one step needs besides the cached tensors.
@@ -33,9 +36,9 @@ class StepPlan {
 
  private:
   std::vector<at::Tensor> params_;
-  std::vector<at::Tensor> momentum_buffers_;      // undefined where none
-  std::vector<at::Tensor> momentum_first_steps_;  // undefined where none
-  std::vector<at::Tensor> master_params_;         // undefined where none
+  std::vector<std::array<at::Tensor, kMaxStateTensors>> states_;  // undefined where none
+  std::vector<at::Tensor> counts_;                                 // undefined where none
+  std::vector<at::Tensor> master_params_;                          // undefined where none
   std::vector<int64_t> group_of_;
 };
 

@@ -1,0 +1,136 @@
+// CPU fused step (every rule): one parallel region over every element of every tensor.
+//
+// The tensors are laid end to end in a virtual flat index space; at::parallel_for splits that space
+// into equal contiguous ranges, one per thread, so work is balanced whatever the tensor sizes, and
+// each thread walks the tensors its range covers with a branch-free, vectorisable inner loop.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+#include "cpu/cpu_kernel.h"
+#include "lrfused/step_args.h"
+
+namespace lrfused {
+namespace {
+
+// Below this many elements a step runs on one thread: spawning costs more than it saves.
+constexpr int64_t kGrainSize = 32768;
+
+UpdateRangeFn pick_update_range() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx2")) {
+    return update_tensor_range_avx2;
+  }
+#endif
+  return update_tensor_range_default;
+}
+
+// The step's values per group (SGD) and per group and step count (AdamW), made once each, for the
+// tensors' plans to point at.
+class StepValues {
+ public:
+  StepValues(const KernelStep& ks, int64_t step) : ks_(ks), inv_grad_scale_(inverse_grad_scale(ks.grad_scale)) {
+    for (const GroupConfig& g : ks.groups) {
+      const ScheduleValue v = schedule_value(g.schedule, kernel_step(g.schedule, step));
+      values_.push_back(v);
+      sgd_.push_back(SGDStep{make_step_scalars<float>(g, v, inv_grad_scale_),
+                             make_step_scalars<double>(g, v, inv_grad_scale_)});
+    }
+    adamw_.reserve(ks.tensors.size());  // (never reallocated: plans point into it)
+  }
+
+  TensorPlan plan(const KernelTensor& t) {
+    const GroupConfig& g = ks_.groups[t.group];
+    const ScheduleValue v = values_[t.group];
+    TensorPlan plan{};
+    plan.param = t.param;
+    plan.grad = t.grad;
+    plan.master = t.master;
+    plan.dtype = t.dtype;
+    plan.rule = g.rule;
+    if (g.rule == kRuleAdamW) {
+      // torch: step_t += 1 on the float32 tensor, then the bias corrections from its value.
+      const double param_step = static_cast<double>(*static_cast<const float*>(t.count) + 1.0f);
+      if (adamw_.empty() || adamw_group_ != t.group || adamw_step_ != param_step) {
+        adamw_.push_back(AdamWStep{make_adamw_scalars<float>(g, v, param_step, inv_grad_scale_),
+                                   make_adamw_scalars<double>(g, v, param_step, inv_grad_scale_),
+                                   AdamWFlags{g.weight_decay != 0.0, g.amsgrad}});
+        adamw_group_ = t.group;
+        adamw_step_ = param_step;
+      }
+      plan.adamw = &adamw_.back();
+      std::copy(t.state, t.state + kMaxStateTensors, plan.state);
+      return plan;
+    }
+    const bool momentum = v.momentum != 0.0;  // torch skips the buffer entirely otherwise
+    const bool first = momentum && *static_cast<const int64_t*>(t.count) == kNeverWritten;
+    plan.sgd = &sgd_[t.group];
+    plan.sgd_flags = UpdateFlags{g.weight_decay != 0.0, momentum, first, g.nesterov};
+    plan.state[0] = momentum ? t.state[0] : nullptr;
+    return plan;
+  }
+
+ private:
+  const KernelStep& ks_;
+  float inv_grad_scale_;
+  std::vector<ScheduleValue> values_;
+  std::vector<SGDStep> sgd_;
+  std::vector<AdamWStep> adamw_;
+  int32_t adamw_group_ = -1;  // of adamw_.back()
+  double adamw_step_ = 0.0;
+};
+
+// After the update: the SGD buffers written for the first time record this step; each AdamW param
+// counts its step.
+void advance_counts(const KernelStep& ks, const std::vector<TensorPlan>& plans, int64_t step) {
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const TensorPlan& plan = plans[i];
+    if (plan.rule == kRuleAdamW) {
+      *static_cast<float*>(ks.tensors[i].count) += 1.0f;
+    } else if (plan.sgd_flags.first) {
+      *static_cast<int64_t*>(ks.tensors[i].count) = step;
+    }
+  }
+}
+
+}  // namespace
+
+void fused_step_cpu(const KernelStep& ks) {
+  const int64_t step = *ks.step;
+  if (ks.found_inf != nullptr && *ks.found_inf != 0.0f) {
+    // GradScaler found an inf/NaN grad: nothing is updated, the schedule moves on if asked to.
+    *ks.step = ks.count_skipped_steps ? step + 1 : step;
+    return;
+  }
+  StepValues values(ks, step);
+  const size_t n = ks.tensors.size();
+  std::vector<TensorPlan> plans(n);
+  // Each tensor's [start, end) in the virtual flat index space.
+  std::vector<int64_t> starts(n), ends(n);
+  int64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const KernelTensor& t = ks.tensors[i];
+    plans[i] = values.plan(t);
+    starts[i] = total;
+    total += t.numel;
+    ends[i] = total;
+  }
+
+  static const UpdateRangeFn update_tensor_range = pick_update_range();
+  at::parallel_for(0, total, kGrainSize, [&](int64_t begin, int64_t end) {
+    // First tensor whose range reaches past `begin`; empty tensors are skipped by the loop.
+    size_t t = std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin();
+    for (int64_t pos = begin; pos < end && t < n; ++t) {
+      const int64_t stop = std::min(end, ends[t]);
+      if (stop > pos) {
+        update_tensor_range(plans[t], pos - starts[t], stop - starts[t]);
+        pos = stop;
+      }
+    }
+  });
+
+  advance_counts(ks, plans, step);
+  *ks.step = step + 1;
+}
+
+}  // namespace lrfused

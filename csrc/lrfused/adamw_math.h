@@ -1,0 +1,96 @@
+// The per-element AdamW update shared by the CPU and CUDA kernels.
+//
+// Same operations, in the same order, as torch.optim.AdamW's single-tensor path (after
+// torch.amp.GradScaler.unscale_), with beta1 the schedule's momentum and `step` the param's own
+// count after this step's increment:
+//   g = grad * inv_grad_scale;  g = maximize ? -g : g
+//   param = param * (1 - lr * weight_decay)                       (if weight_decay != 0)
+//   exp_avg = lerp(exp_avg, g, 1 - beta1)                         (ATen's two-sided lerp)
+//   exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
+//   max_exp_avg_sq = maximum(max_exp_avg_sq, exp_avg_sq)          (amsgrad; NaN propagates)
+//   denom = sqrt(amsgrad ? max_exp_avg_sq : exp_avg_sq) / sqrt(1 - beta2^step) + eps
+//   param = param + (-lr / (1 - beta1^step)) * exp_avg / denom
+// The scalars are Python floats (doubles) in torch, so they are computed in double here and cast
+// to the math type once; elements in opmath_t, rounded to the storage type once at the end.
+// (The bias correction uses the beta1 of this step, as torch does under a cycled beta1.)
+#pragma once
+
+#include <cmath>
+
+#include "lrfused/bool_dispatch.h"
+#include "lrfused/group_config.h"
+
+namespace lrfused {
+
+template <typename opmath_t>
+struct AdamWScalars {
+  opmath_t decay_factor;  // 1 - lr * weight_decay
+  opmath_t lerp_weight;   // 1 - beta1
+  opmath_t one_minus_lerp_weight;
+  bool lerp_from_start;   // ATen's lerp: |weight| < 0.5 starts from exp_avg, else from the grad
+  opmath_t beta2;
+  opmath_t one_minus_beta2;
+  opmath_t bias_correction2_sqrt;
+  opmath_t eps;
+  opmath_t neg_step_size;  // -lr / (1 - beta1^step)
+  opmath_t inv_grad_scale;
+  bool maximize;
+};
+
+// `step`: the param's step count including this step, as torch reads it (a float32 tensor's value).
+template <typename opmath_t>
+LRFUSED_HOST_DEVICE inline AdamWScalars<opmath_t> make_adamw_scalars(const GroupConfig& g, ScheduleValue v,
+                                                                     double step, float inv_grad_scale) {
+  const double lr = v.lr;
+  const double beta1 = v.momentum;
+  AdamWScalars<opmath_t> s;
+  s.decay_factor = static_cast<opmath_t>(1 - lr * g.weight_decay);
+  s.lerp_weight = static_cast<opmath_t>(1 - beta1);
+  s.one_minus_lerp_weight = opmath_t(1) - s.lerp_weight;
+  s.lerp_from_start = (s.lerp_weight < 0 ? -s.lerp_weight : s.lerp_weight) < opmath_t(0.5);
+  s.beta2 = static_cast<opmath_t>(g.beta2);
+  s.one_minus_beta2 = static_cast<opmath_t>(1 - g.beta2);
+  const double bias_correction1 = 1 - pow(beta1, step);
+  const double bias_correction2 = 1 - pow(g.beta2, step);
+  s.bias_correction2_sqrt = static_cast<opmath_t>(pow(bias_correction2, 0.5));  // Python's ** 0.5
+  s.eps = static_cast<opmath_t>(g.eps);
+  s.neg_step_size = static_cast<opmath_t>(-(lr / bias_correction1));
+  s.inv_grad_scale = static_cast<opmath_t>(inv_grad_scale);
+  s.maximize = g.maximize;
+  return s;
+}
+
+struct AdamWFlags {
+  bool decay;    // weight_decay != 0
+  bool amsgrad;
+};
+
+template <typename F>
+LRFUSED_HOST_DEVICE inline void dispatch_adamw_flags(const AdamWFlags& u, F&& f) {
+  const bool flags[2] = {u.decay, u.amsgrad};
+  dispatch_flags<2>(f, flags);
+}
+
+template <bool kDecay, bool kAmsgrad, typename opmath_t>
+LRFUSED_HOST_DEVICE inline void adamw_update(opmath_t& param, opmath_t grad, opmath_t& exp_avg, opmath_t& exp_avg_sq,
+                                             opmath_t& max_exp_avg_sq, const AdamWScalars<opmath_t>& s) {
+  opmath_t g = grad * s.inv_grad_scale;
+  g = s.maximize ? -g : g;
+  if (kDecay) {
+    param = param * s.decay_factor;
+  }
+  exp_avg = s.lerp_from_start ? exp_avg + s.lerp_weight * (g - exp_avg)
+                              : g - (g - exp_avg) * s.one_minus_lerp_weight;
+  exp_avg_sq = exp_avg_sq * s.beta2;
+  exp_avg_sq = exp_avg_sq + s.one_minus_beta2 * g * g;
+  opmath_t second = exp_avg_sq;
+  if (kAmsgrad) {
+    const opmath_t m = max_exp_avg_sq;
+    max_exp_avg_sq = (m != m || exp_avg_sq != exp_avg_sq) ? m + exp_avg_sq : (m > exp_avg_sq ? m : exp_avg_sq);
+    second = max_exp_avg_sq;
+  }
+  const opmath_t denom = sqrt(second) / s.bias_correction2_sqrt + s.eps;
+  param = param + s.neg_step_size * exp_avg / denom;
+}
+
+}  // namespace lrfused

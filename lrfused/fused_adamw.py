@@ -1,0 +1,240 @@
+"""FusedAdamW: torch.optim.AdamW whose LR (and beta1) come from a schedule that the kernel evaluates from
+a step counter kept on the params' device; FusedOneCycleAdamW = AdamW + OneCycleLR.
+
+The same machinery as the SGD family (FusedOptimizer); what differs is the update rule (the kernel's
+adamw_math.h) and the state: torch's exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad) and each param's own
+`step`, a float32 one-element tensor on the param's device (as torch's fused AdamW keeps it).
+"""
+from collections.abc import MutableMapping
+
+import torch
+
+from lrfused._checks import check_bool, check_number
+from lrfused._ext import _C
+from lrfused._fused_optimizer import FusedOptimizer, check_flags, check_lr_default, checked_schedule
+from lrfused.one_cycle import OneCycle
+
+# Per-param state keys, torch.optim.AdamW's.
+EXP_AVG, EXP_AVG_SQ, MAX_EXP_AVG_SQ, STEP = "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step"
+_MOMENTS = (EXP_AVG, EXP_AVG_SQ)
+_MOMENTS_AMSGRAD = (EXP_AVG, EXP_AVG_SQ, MAX_EXP_AVG_SQ)
+
+
+def check_betas(name, betas):
+    """(beta1, beta2), each a real number in [0, 1), as a tuple."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
+        check_number(f"{name}[{i}]", beta)
+        if not beta < 1.0:
+            raise ValueError(f"{name}[{i}] must be in [0, 1), got {beta}")
+    return tuple(betas)
+
+
+class _Beta1AsMomentum(MutableMapping):
+    """An AdamW group as a schedule reads and writes it: its 'momentum' is betas[0], as torch's
+    OneCycleLR and CyclicLR cycle beta1 for optimizers with betas; every other key is the group's."""
+
+    __slots__ = ("group",)
+
+    def __init__(self, group):
+        self.group = group
+
+    def __getitem__(self, key):
+        return self.group["betas"][0] if key == "momentum" else self.group[key]
+
+    def __setitem__(self, key, value):
+        if key == "momentum":
+            self.group["betas"] = (value, self.group["betas"][1])
+        else:
+            self.group[key] = value
+
+    def __delitem__(self, key):
+        del self.group[key]
+
+    def __iter__(self):
+        return iter((*self.group, "momentum"))
+
+    def __len__(self):
+        return len(self.group) + 1
+
+    def __contains__(self, key):
+        return key == "momentum" or key in self.group
+
+
+class FusedAdamW(FusedOptimizer):
+    """``torch.optim.AdamW`` with any built-in schedule, the whole step (LR and beta1 included) in one
+    kernel that reads a step counter on the params' device: no host sync, capturable in a CUDA graph.
+
+    Numerically ``torch.optim.AdamW(params, lr, betas, eps, weight_decay, amsgrad, maximize=...)``
+    driven by the schedule's torch counterpart, ``scheduler.step()`` after every ``opt.step()``.
+    ``schedule`` is one of ``lrfused.schedules`` (``Constant()`` by default: plain AdamW, each group's
+    ``lr``, which may then be a one-element tensor). A schedule that cycles a momentum cycles beta1,
+    as OneCycleLR / CyclicLR do for optimizers with betas: ``group['betas'][0]`` shows the next
+    step's value and the bias correction uses it (torch's rule). Each param keeps its own ``step``
+    for the bias corrections (a param without a grad is skipped and does not count), while the
+    schedule follows the optimizer's counter. ``hold_final_lr``, ``master_weights`` (float32 copy and
+    float32 moments for float16 / bfloat16 params) and ``count_skipped_steps``: see ``FusedSGD``.
+    Complex params are updated on their real view, as torch's AdamW does.
+    """
+
+    _rule = _C.RULE_ADAMW
+    _count_key = STEP
+    _state_names = _MOMENTS_AMSGRAD
+    _momentum_name = "betas"
+    _plain_name = "FusedAdamW"
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+        schedule=None,
+        hold_final_lr=False,
+        master_weights=False,
+        count_skipped_steps=True,
+    ):
+        schedule = checked_schedule(schedule)
+        check_flags(hold_final_lr, master_weights, count_skipped_steps)
+        check_lr_default(schedule, lr)
+        betas = check_betas("betas", betas)
+        check_number("eps", eps, strictly_above=True)
+        check_number("weight_decay", weight_decay)
+        check_bool("amsgrad", amsgrad)
+        check_bool("maximize", maximize)
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            hold_final_lr=hold_final_lr,
+            master_weights=master_weights,
+        )
+        super().__init__(params, defaults, schedule=schedule, count_skipped_steps=count_skipped_steps)
+
+    # --- the AdamW family ---------------------------------------------------------------------------
+
+    def _check_family_group(self, group, where, *, before_schedule=False, momenta=()):
+        if before_schedule:
+            group["betas"] = check_betas("betas" + where, group["betas"])
+            return
+        check_number("eps" + where, group["eps"], strictly_above=True)
+        check_number("weight_decay" + where, group["weight_decay"])
+        check_bool("amsgrad" + where, group["amsgrad"])
+        check_bool("maximize" + where, group["maximize"])
+        if group["cycle_momentum"]:
+            for beta1 in momenta:  # the schedule's base_momentum / max_momentum are beta1's range
+                if not beta1 < 1.0:
+                    raise ValueError(
+                        f"the cycled momentum is beta1{where}: base_momentum and max_momentum must be in [0, 1), "
+                        f"got {' / '.join(map(str, momenta))}"
+                    )
+
+    def _fill_config(self, config, group):
+        config.beta2 = group["betas"][1]
+        config.eps = group["eps"]
+        config.amsgrad = group["amsgrad"]
+
+    def _family_inputs(self, group):
+        return (group["betas"][1], group["eps"], group["amsgrad"])
+
+    def _state_keys(self, group):
+        return _MOMENTS_AMSGRAD if group["amsgrad"] else _MOMENTS
+
+    def _new_count(self, param):
+        return torch.zeros((), dtype=torch.float32, device=param.device)
+
+    def _complete_family_state(self, param, state, keeps_master):
+        step = state.get(STEP)
+        if not (isinstance(step, torch.Tensor) and step.dtype == torch.float32 and step.device == param.device):
+            # torch.optim.AdamW keeps a CPU step (float64 under a float64 default dtype); older
+            # versions a number.
+            state[STEP] = torch.tensor(0.0 if step is None else float(step), dtype=torch.float32, device=param.device)
+        if keeps_master:
+            for key in _MOMENTS_AMSGRAD:
+                if key in state and state[key].dtype != torch.float32:
+                    state[key] = state[key].float()  # e.g. loaded from torch's AdamW
+
+    def _restore_loaded_state(self, param, state, given, counter):
+        if STEP in state:
+            self._complete_family_state(param, state, keeps_master=False)
+
+    def _check_loaded_count(self, key, count):
+        if count is None or isinstance(count, (int, float)) and not isinstance(count, bool):
+            return
+        if not isinstance(count, torch.Tensor) or count.numel() != 1:
+            raise TypeError(f"state_dict: step of param {key} must be a number or a one-element tensor")
+
+    def _schedule_group(self, group):
+        return _Beta1AsMomentum(group)
+
+
+class FusedOneCycleAdamW(FusedAdamW):
+    """AdamW with the 1cycle policy (fastai's ``fit_one_cycle`` on Adam), the whole step in one kernel.
+
+    Numerically ``torch.optim.AdamW(params, betas=..., eps=..., weight_decay=..., amsgrad=...,
+    maximize=...)`` driven by ``torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, ...)``, with
+    ``scheduler.step()`` after every ``opt.step()``; the arguments have the same names and meanings.
+    With ``cycle_momentum=True`` (the default) beta1 cycles from ``max_momentum`` down to
+    ``base_momentum`` and back, as under OneCycleLR; otherwise it is ``betas[0]``. Past the last step,
+    and ``hold_final_lr``, ``master_weights``, ``count_skipped_steps``: see ``FusedOneCycleSGD``.
+    """
+
+    def __init__(
+        self,
+        params,
+        max_lr,
+        total_steps=None,
+        epochs=None,
+        steps_per_epoch=None,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        cycle_momentum=True,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        three_phase=False,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        maximize=False,
+        hold_final_lr=False,
+        master_weights=False,
+        count_skipped_steps=True,
+    ):
+        schedule = OneCycle(
+            max_lr,
+            total_steps,
+            epochs,
+            steps_per_epoch,
+            pct_start,
+            anneal_strategy,
+            cycle_momentum,
+            base_momentum,
+            max_momentum,
+            div_factor,
+            final_div_factor,
+            three_phase,
+        )
+        super().__init__(
+            params,
+            lr=0.0,  # shown values come from the schedule
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            schedule=schedule,
+            hold_final_lr=hold_final_lr,
+            master_weights=master_weights,
+            count_skipped_steps=count_skipped_steps,
+        )
