@@ -1,7 +1,7 @@
-"""Interleaved A/B timing of one layout's step, torch fused SGD + OneCycleLR against lrfused, in one
-process: rounds alternate between the two, so a noisy machine slows both alike.
+"""Interleaved timing of one layout's step, torch's fused and foreach SGD or AdamW + OneCycleLR against
+lrfused, in one process: rounds alternate between them, so a noisy machine slows all alike.
 
-    python benchmarks/ab_step.py resnet18 [--dtype bf16] [--rounds 15]
+    python benchmarks/ab_step.py resnet18 [--family adamw] [--dtype bf16] [--rounds 15]
 """
 import argparse
 import os
@@ -24,10 +24,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("layout", choices=sorted(LAYOUTS))
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--family", choices=("sgd", "adamw"), default="sgd")
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     shapes = LAYOUTS[args.layout]()
-    steps = {p: make_step(p, make_params(shapes, DTYPES[args.dtype], "cpu")) for p in ("torch_fused", "lrfused")}
+    steps = {
+        p: make_step(p, make_params(shapes, DTYPES[args.dtype], "cpu"), args.family)
+        for p in ("torch_fused", "torch_foreach", "lrfused")
+    }
     times = {p: [] for p in steps}
     for _ in range(args.rounds):
         for provider, step in steps.items():
@@ -37,8 +41,11 @@ def main():
                 step()
             times[provider].append((time.perf_counter() - start) / 3)
     median = {p: sorted(t)[len(t) // 2] * 1e3 for p, t in times.items()}
-    print(f"{args.layout} {args.dtype}: torch fused {median['torch_fused']:.2f} ms, lrfused {median['lrfused']:.2f} ms, "
-          f"ratio {median['lrfused'] / median['torch_fused']:.3f}")
+    print(
+        f"{args.family} {args.layout} {args.dtype}: torch fused {median['torch_fused']:.2f} ms, torch foreach "
+        f"{median['torch_foreach']:.2f} ms, lrfused {median['lrfused']:.2f} ms; lrfused / fused "
+        f"{median['lrfused'] / median['torch_fused']:.3f}, lrfused / foreach {median['lrfused'] / median['torch_foreach']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""GPU report for benchmarks/gpu_check.sh: the fused step against torch fused SGD + OneCycleLR and
-against the memory floor, launches per step, and a CUDA-graph-replayed step. CUDA events, medians.
+"""GPU report for benchmarks/gpu_check.sh: the fused step against torch's fused SGD / AdamW +
+OneCycleLR and against the memory floor, launches per step, and a CUDA-graph-replayed step (for AdamW
+also each param's own step count after the replays); PASS/FAIL lines for issue #16's AdamW targets.
+CUDA events, medians.
 
     python benchmarks/gpu_report.py [--json PATH] [--dry-run]
 
@@ -25,10 +27,16 @@ from providers import bytes_per_param, make_params, make_step  # noqa: E402
 
 REPEATS = 30
 # The full report, and the dry run's toy version of each stage.
+# bandwidth_layout / resnet_layouts: the rows issue #16's AdamW targets are judged on.
 FULL = dict(device="cuda", repeats=REPEATS, copy_bytes=2 * 1024**3, sweep_steps=300, grid_steps=100,
-            grid_values=([0.0, 1e-4, 1e-3, 1e-2], [0.8, 0.9, 0.95, 0.99]))
+            grid_values=([0.0, 1e-4, 1e-3, 1e-2], [0.8, 0.9, 0.95, 0.99]), bandwidth_layout="huge_1e8",
+            resnet_layouts=("resnet18",))
 DRY_RUN = dict(device="cpu", repeats=2, copy_bytes=2 * 1024**2, sweep_steps=12, grid_steps=6,
-               grid_values=([0.0, 1e-3], [0.9]))
+               grid_values=([0.0, 1e-3], [0.9]), bandwidth_layout="toy", resnet_layouts=("toy",))
+# Issue #16's targets for the fused AdamW + 1cycle step (fp32): at >= 1e8 params within 85% of the
+# copy bandwidth, and at least 2x torch's fused AdamW + OneCycleLR on ResNet-like layouts.
+ADAMW_BANDWIDTH_TARGET = 0.85
+ADAMW_SPEEDUP_TARGET = 2.0
 
 
 def time_ms(fn, device, repeats=REPEATS):
@@ -72,9 +80,11 @@ def kernels_per_step(step):
     return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
 
 
-def graphed_step_ms(params):
-    """The fused step captured in a CUDA graph: replay time, and whether replays advanced the schedule."""
-    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10**8, weight_decay=5e-4)
+def graphed_step_ms(params, family="sgd"):
+    """The fused step captured in a CUDA graph: replay time, how far replays advanced the schedule,
+    and (AdamW) the fewest and most steps any param's own `step` advanced (-1 for SGD)."""
+    one_cycle = lrfused.FusedOneCycleSGD if family == "sgd" else lrfused.FusedOneCycleAdamW
+    opt = one_cycle(params, max_lr=0.1, total_steps=10**8, weight_decay=5e-4)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -85,9 +95,75 @@ def graphed_step_ms(params):
     with torch.cuda.graph(graph):
         opt.step()
     before = int(opt._step)
+    param_steps = torch.stack([opt.state[p]["step"] for p in params]) if family == "adamw" else None
     ms = time_ms(graph.replay, "cuda")
     advanced = int(opt._step) - before
-    return ms, advanced
+    if param_steps is None:
+        return ms, advanced, -1, -1
+    param_advanced = torch.stack([opt.state[p]["step"] for p in params]) - param_steps
+    return ms, advanced, int(param_advanced.min()), int(param_advanced.max())
+
+
+def step_rows(layouts, family, device, bandwidth, repeats):
+    """Per layout: torch's fused optimizer + OneCycleLR and lrfused's fused 1cycle step (fp32), their
+    kernels per step, the copy floor for the bytes the family's step moves, and the graphed step."""
+    rows = []
+    for name, make_shapes in layouts.items():
+        shapes = make_shapes()
+        n = numel(shapes)
+        floor_ms = n * bytes_per_param(torch.float32, family) / (bandwidth * 1e9) * 1e3
+        row = {"layout": name, "family": family, "tensors": len(shapes), "params": n, "floor_ms": floor_ms}
+        for provider in ("torch_fused", "lrfused"):
+            step = make_step(provider, make_params(shapes, torch.float32, device), family)
+            row[f"{provider}_ms"] = time_ms(step, device, repeats)
+            row[f"{provider}_kernels"] = kernels_per_step(step) if device == "cuda" else -1
+            del step
+        if device == "cuda":  # (no graphs on the CPU: a dry run shows -1 for these)
+            (row["graph_ms"], row["graph_steps_advanced"], row["graph_param_steps_min"],
+             row["graph_param_steps_max"]) = graphed_step_ms(make_params(shapes, torch.float32, device), family)
+            torch.cuda.empty_cache()
+        else:
+            row["graph_ms"], row["graph_steps_advanced"] = -1.0, -1
+            row["graph_param_steps_min"] = row["graph_param_steps_max"] = -1
+        row["graph_steps_expected"] = REPEATS + 3
+        rows.append(row)
+    return rows
+
+
+def print_rows(rows, family):
+    what = "mom+wd" if family == "sgd" else "AdamW"
+    header = (f"{f'layout (fp32, {what}, 1cycle)':30s}{'tensors':>8s}{'params':>12s}{'torch fused':>12s}"
+              f"{'lrfused':>10s}{'graph':>10s}{'floor':>10s}{'speedup':>9s}{'of BW':>7s}{'graph BW':>9s}"
+              f"{'kernels t/l':>13s}")
+    print()
+    print(header)
+    for r in rows:
+        speedup = r["torch_fused_ms"] / r["lrfused_ms"]
+        of_bandwidth = r["floor_ms"] / r["lrfused_ms"]
+        graph_bandwidth = f"{r['floor_ms'] / r['graph_ms']:8.0%}" if r["graph_ms"] > 0 else f"{'-':>8s}"
+        print(f"{r['layout']:30s}{r['tensors']:8d}{r['params']:12d}{r['torch_fused_ms']:10.3f}ms"
+              f"{r['lrfused_ms']:8.3f}ms{r['graph_ms']:8.3f}ms{r['floor_ms']:8.3f}ms{speedup:8.2f}x"
+              f"{of_bandwidth:6.0%} {graph_bandwidth}{r['torch_fused_kernels']:7d}/{r['lrfused_kernels']:<5d}")
+
+
+def adamw_targets(rows, bandwidth_layout, resnet_layouts):
+    """PASS/FAIL lines for issue #16's two targets, judged on the eager step (the graphed one shown)."""
+    by_layout = {r["layout"]: r for r in rows}
+    lines, verdicts = [], {}
+    big = by_layout[bandwidth_layout]
+    of_bandwidth = big["floor_ms"] / big["lrfused_ms"]
+    graphed = f", graphed {big['floor_ms'] / big['graph_ms']:.0%}" if big["graph_ms"] > 0 else ""
+    verdicts["bandwidth"] = of_bandwidth >= ADAMW_BANDWIDTH_TARGET
+    lines.append(f"{'PASS' if verdicts['bandwidth'] else 'FAIL'}: AdamW at {big['params']:.3g} params "
+                 f"({bandwidth_layout}) runs at {of_bandwidth:.0%} of copy bandwidth "
+                 f"(target >= {ADAMW_BANDWIDTH_TARGET:.0%}){graphed}")
+    for name in resnet_layouts:
+        r = by_layout[name]
+        speedup = r["torch_fused_ms"] / r["lrfused_ms"]
+        verdicts[f"speedup_{name}"] = speedup >= ADAMW_SPEEDUP_TARGET
+        lines.append(f"{'PASS' if verdicts[f'speedup_{name}'] else 'FAIL'}: AdamW on {name} is {speedup:.2f}x "
+                     f"torch AdamW(fused=True) + OneCycleLR (target >= {ADAMW_SPEEDUP_TARGET:.0f}x)")
+    return {"lines": lines, "verdicts": verdicts}
 
 
 def sweep_rows(device, num_iter):
@@ -149,40 +225,29 @@ def main(argv=None):
     layouts = dict(LAYOUTS)
     layouts["huge_1e8"] = lambda: [(25_000_000,)] * 4
     if args.dry_run:
-        layouts = {"toy": lambda: [(1000,), (3,), (4097,)]}
-    rows = []
-    for name, make_shapes in layouts.items():
-        shapes = make_shapes()
-        n = numel(shapes)
-        floor_ms = n * bytes_per_param(torch.float32) / (bandwidth * 1e9) * 1e3
-        row = {"layout": name, "tensors": len(shapes), "params": n, "floor_ms": floor_ms}
-        for provider in ("torch_fused", "lrfused"):
-            step = make_step(provider, make_params(shapes, torch.float32, device))
-            row[f"{provider}_ms"] = time_ms(step, device, run["repeats"])
-            row[f"{provider}_kernels"] = kernels_per_step(step) if device == "cuda" else -1
-        if device == "cuda":  # (no graphs on the CPU: a dry run shows -1 for these)
-            row["graph_ms"], row["graph_steps_advanced"] = graphed_step_ms(make_params(shapes, torch.float32, device))
-            torch.cuda.empty_cache()
-        else:
-            row["graph_ms"], row["graph_steps_advanced"] = -1.0, -1
-        row["graph_steps_expected"] = REPEATS + 3
-        rows.append(row)
-
-    header = (f"{'layout (fp32, mom+wd, 1cycle)':30s}{'tensors':>8s}{'params':>12s}{'torch fused':>12s}"
-              f"{'lrfused':>10s}{'graph':>10s}{'floor':>10s}{'speedup':>9s}{'of BW':>7s}{'kernels t/l':>13s}")
-    print()
-    print(header)
-    for r in rows:
-        speedup = r["torch_fused_ms"] / r["lrfused_ms"]
-        of_bandwidth = r["floor_ms"] / r["lrfused_ms"]
-        print(f"{r['layout']:30s}{r['tensors']:8d}{r['params']:12d}{r['torch_fused_ms']:10.3f}ms"
-              f"{r['lrfused_ms']:8.3f}ms{r['graph_ms']:8.3f}ms{r['floor_ms']:8.3f}ms{speedup:8.2f}x"
-              f"{of_bandwidth:6.0%}{r['torch_fused_kernels']:7d}/{r['lrfused_kernels']:<5d}")
+        layouts = {"toy": lambda: [(1000,), (3,), (4097,), (0,)]}
+    sgd_rows = step_rows(layouts, "sgd", device, bandwidth, run["repeats"])
+    print_rows(sgd_rows, "sgd")
+    adamw_rows = step_rows(layouts, "adamw", device, bandwidth, run["repeats"])
+    print_rows(adamw_rows, "adamw")
     ok = True
     if device == "cuda":
-        ok = all(r["graph_steps_advanced"] == r["graph_steps_expected"] for r in rows)
+        ok = all(r["graph_steps_advanced"] == r["graph_steps_expected"] for r in sgd_rows + adamw_rows)
         print(f"\ngraph replay advanced the schedule once per replay: {'yes' if ok else 'NO'} "
-              f"({[r['graph_steps_advanced'] for r in rows]} of {rows[0]['graph_steps_expected']})")
+              f"(SGD {[r['graph_steps_advanced'] for r in sgd_rows]}, AdamW "
+              f"{[r['graph_steps_advanced'] for r in adamw_rows]} of {sgd_rows[0]['graph_steps_expected']})")
+        counts_ok = all(r["graph_param_steps_min"] == r["graph_param_steps_max"] == r["graph_steps_expected"]
+                        for r in adamw_rows)
+        print(f"graph replay advanced every AdamW param's own step once per replay: {'yes' if counts_ok else 'NO'} "
+              f"({[(r['graph_param_steps_min'], r['graph_param_steps_max']) for r in adamw_rows]} (fewest, most) "
+              f"of {adamw_rows[0]['graph_steps_expected']})")
+        ok = ok and counts_ok
+    targets = adamw_targets(adamw_rows, run["bandwidth_layout"], run["resnet_layouts"])
+    print()
+    for line in targets["lines"]:
+        print(line)
+    if args.dry_run:
+        print("(dry run: toy layout on the CPU; the verdicts above only show that the report runs)")
 
     sweeps = sweep_rows(device, run["sweep_steps"])
     print(f"\nrange test, digits CNN, {run['sweep_steps']} steps, batch 64:")
@@ -201,7 +266,8 @@ def main(argv=None):
     print(f"  batched / one after another: {grids[1]['s'] / grids[0]['s']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"copy_GBps": bandwidth, "rows": rows, "sweeps": sweeps, "grids": grids}, f, indent=1)
+            json.dump({"copy_GBps": bandwidth, "rows": sgd_rows, "adamw_rows": adamw_rows,
+                       "adamw_targets": targets["verdicts"], "sweeps": sweeps, "grids": grids}, f, indent=1)
     return 0 if ok else 1
 
 

@@ -2,7 +2,10 @@
 runs memcheck and racecheck over this script instead of over pytest): one by-value launch, the
 device-table launch (an eager step over more than 160 tensors), by-value launches under CUDA graph
 capture (replayed), master weights, GradScaler (a skipped step included), a table schedule, and
-misaligned views (the scalar fallback).
+misaligned views (the scalar fallback); and the same for AdamW (amsgrad, master weights, GradScaler
+with a skipped step, several launches under capture, the device table with an empty tensor), whose
+params' own step counts are advanced by separate small kernels. The AdamW variants also check that
+every param's `step` advanced once per step that was not skipped.
 
     python benchmarks/launch_variants.py [--device cpu]
 
@@ -93,7 +96,81 @@ def misaligned(device):
         opt.step()
 
 
-VARIANTS = [by_value, device_table, captured, master_weights, grad_scaler, table, misaligned]
+def _assert_param_steps(opt, params, expected, variant):
+    """Every param's own AdamW step count (empty tensors included) is `expected`."""
+    steps = [float(opt.state[p]["step"]) for p in params]
+    if steps != [float(expected)] * len(params):
+        wrong = {i: s for i, s in enumerate(steps) if s != expected}
+        raise AssertionError(f"{variant}: param steps should all be {expected}, these are not: {wrong}")
+
+
+def adamw_by_value(device):
+    """One by-value launch, amsgrad on in one group, a misaligned view (scalar fallback) among them."""
+    params = _params([1, 300, 4097, 0], device)
+    base = torch.randn(258, device=device)
+    odd = base[1:]  # not 16-byte aligned
+    odd.grad = torch.randn(258, device=device)[1:]
+    params.append(odd)
+    groups = [{"params": params[:2], "amsgrad": True}, {"params": params[2:], "weight_decay": 0.0, "maximize": True}]
+    opt = lrfused.FusedOneCycleAdamW(groups, max_lr=0.1, total_steps=10, weight_decay=1e-2)
+    for _ in range(3):
+        opt.step()
+    _assert_param_steps(opt, params, 3, "adamw_by_value")
+
+
+def adamw_device_table(device):
+    """An eager step over more than 160 tensors (the device table), empty ones among them: their
+    counts advance too (advance_table_counts_kernel)."""
+    params = _params([(1 + i % 7 * 50) if i % 9 else 0 for i in range(MANY)], device)
+    groups = [{"params": params[i::3], "weight_decay": 1e-3 * i, "amsgrad": i == 1} for i in range(3)]
+    opt = lrfused.FusedAdamW(groups, lr=1e-2)
+    for _ in range(3):
+        opt.step()
+    _assert_param_steps(opt, params, 3, "adamw_device_table")
+
+
+def adamw_captured(device):
+    """More tensors (200, empty ones among them) than one launch holds under capture: several by-value
+    launches, each followed by the count kernel of the tensors whose last chunk it held."""
+    if device != "cuda":
+        return "skipped: CUDA graphs only"
+    params = _params([(1 + i % 7 * 50) if i % 9 else 0 for i in range(MANY)], device)
+    opt = lrfused.FusedOneCycleAdamW(params, max_lr=0.1, total_steps=10, amsgrad=True)
+    opt.step()  # eager: makes the state
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+    for _ in range(3):
+        graph.replay()
+    torch.cuda.synchronize()
+    _assert_param_steps(opt, params, 4, "adamw_captured")
+    return None
+
+
+def adamw_master_weights(device):
+    params = _params([1, 300, 4097], device, torch.bfloat16) + _params([257], device, torch.float16)
+    groups = [{"params": params[:2], "amsgrad": True}, {"params": params[2:]}]
+    opt = lrfused.FusedOneCycleAdamW(groups, max_lr=0.1, total_steps=10, master_weights=True)
+    for _ in range(3):
+        opt.step()
+    _assert_param_steps(opt, params, 3, "adamw_master_weights")
+
+
+def adamw_grad_scaler(device):
+    params = [p.requires_grad_() for p in _params([1, 300, 4097], device, torch.bfloat16)]
+    opt = lrfused.FusedOneCycleAdamW(params, max_lr=0.1, total_steps=10, master_weights=True, amsgrad=True)
+    scaler = torch.amp.GradScaler(device, init_scale=2.0**16)
+    for step in range(3):
+        opt.zero_grad()
+        loss = sum(p.float().square().sum() for p in params) * (float("inf") if step == 1 else 1.0)  # 1: skipped
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    _assert_param_steps(opt, params, 2, "adamw_grad_scaler")
+
+
+VARIANTS = [by_value, device_table, captured, master_weights, grad_scaler, table, misaligned,
+            adamw_by_value, adamw_device_table, adamw_captured, adamw_master_weights, adamw_grad_scaler]
 
 
 def main(argv=None):

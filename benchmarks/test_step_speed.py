@@ -1,5 +1,6 @@
-"""One optimizer step (with its 1cycle schedule) per provider, and the memory floor, per layout;
-and the same after a cache flush (as in training, where forward and backward run between steps).
+"""One optimizer step (with its 1cycle schedule) per provider, and the memory floor, per layout and
+optimizer family (SGD, AdamW); and the same after a cache flush (as in training, where forward and
+backward run between steps).
 
     pytest benchmarks --benchmark-only
 """
@@ -11,6 +12,7 @@ from providers import PROVIDERS, make_floor, make_params, make_step
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+FAMILIES = ("sgd", "adamw")
 
 
 def synchronizing(fn, device):
@@ -24,13 +26,13 @@ def synchronizing(fn, device):
     return run
 
 
-def make_timed(provider, shapes, dtype, device, benchmark):
+def make_timed(provider, shapes, dtype, device, benchmark, family="sgd"):
     """The callable to time, after one untimed first step (which allocates state)."""
     benchmark.extra_info["params"] = numel(shapes)
     if provider == "floor":
-        fn, moved = make_floor(shapes, DTYPES[dtype], device)
+        fn, moved = make_floor(shapes, DTYPES[dtype], device, family)
     else:
-        fn, moved = make_step(provider, make_params(shapes, DTYPES[dtype], device)), None
+        fn, moved = make_step(provider, make_params(shapes, DTYPES[dtype], device), family), None
     fn = synchronizing(fn, device)
     fn()
     return fn, moved
@@ -39,11 +41,12 @@ def make_timed(provider, shapes, dtype, device, benchmark):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("provider", PROVIDERS + ("floor",))
-def test_step(benchmark, provider, layout, dtype, device):
+def test_step(benchmark, provider, family, layout, dtype, device):
     shapes = LAYOUTS[layout]()
-    benchmark.group = f"{device}/{dtype}/{layout}"
-    fn, moved = make_timed(provider, shapes, dtype, device, benchmark)
+    benchmark.group = f"{device}/{dtype}/{layout}" + ("" if family == "sgd" else f"/{family}")
+    fn, moved = make_timed(provider, shapes, dtype, device, benchmark, family)
     benchmark.pedantic(fn, rounds=15, iterations=1, warmup_rounds=2)
     if moved is not None:
         benchmark.extra_info["floor_GBps"] = moved / benchmark.stats.stats.median / 1e9
@@ -64,9 +67,10 @@ class CacheFlush:
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", ["many_small", "resnet18"])
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("provider", PROVIDERS + ("floor",))
-def test_step_after_cache_flush(benchmark, provider, layout, device):
+def test_step_after_cache_flush(benchmark, provider, family, layout, device):
     shapes = LAYOUTS[layout]()
-    benchmark.group = f"{device}/fp32/{layout}/cold-cache"
-    fn, _ = make_timed(provider, shapes, "fp32", device, benchmark)
+    benchmark.group = f"{device}/fp32/{layout}/cold-cache" + ("" if family == "sgd" else f"/{family}")
+    fn, _ = make_timed(provider, shapes, "fp32", device, benchmark, family)
     benchmark.pedantic(fn, setup=CacheFlush(), rounds=15, iterations=1, warmup_rounds=2)

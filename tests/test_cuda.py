@@ -1,9 +1,12 @@
-"""CUDA-only behaviour: no host sync in step(), CUDA graph capture and replay. (Numerics on CUDA
-run in the other files, parametrised over the available devices.)"""
+"""CUDA-only behaviour: no host sync in step(), CUDA graph capture and replay, one update launch per
+eager step of any size; for SGD and AdamW. (Numerics on CUDA run in the other files, parametrised
+over the available devices.)"""
 import pytest
 import torch
+from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
+from adamw_reference import TOLERANCES, assert_states_match
 from conftest import requires_cuda, step_twice_without_host_sync
 from reference import step_both
 
@@ -96,14 +99,65 @@ def update_launches(step):
     return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA and "fused_step" in e.name)
 
 
+def big_step_optimizer(family, groups, steps=10):
+    if family == "sgd":
+        return lrfused.FusedCyclicSGD(groups, base_lr=0.01, max_lr=0.1, step_size_up=2)
+    return lrfused.FusedOneCycleAdamW(groups, max_lr=0.05, total_steps=steps, amsgrad=True)
+
+
+@pytest.mark.parametrize("family", ["sgd", "adamw"])
 @pytest.mark.parametrize("with_huge_tensor", [False, True], ids=["many_tensors", "many_chunks"])
-def test_an_eager_step_of_any_size_is_one_launch(with_huge_tensor):
+def test_an_eager_step_of_any_size_is_one_launch(with_huge_tensor, family):
+    """One update launch (AdamW: its params' counts advance in a separate small kernel, not counted);
+    every AdamW param's own step, the empty ones' included, advanced once per step."""
     params, groups = big_step_layout(with_huge_tensor)
-    opt = lrfused.FusedCyclicSGD(groups, base_lr=0.01, max_lr=0.1, step_size_up=2)
+    opt = big_step_optimizer(family, groups)
     for p in params:
         p.grad = torch.randn_like(p)
     opt.step()
     assert update_launches(opt.step) == 1
+    if family == "adamw":
+        assert [float(opt.state[p]["step"]) for p in params] == [2.0] * len(params)
+
+
+def adamw_150_tensors_and_30_empty_ones():
+    """150 non-empty tensors (fit one launch's argument) with 30 empty ones among them: 180 counts."""
+    params = [torch.randn(0 if i % 6 == 5 else 100, device="cuda") for i in range(180)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = lrfused.FusedOneCycleAdamW(params, max_lr=0.05, total_steps=10)
+    opt.step()
+    return params, opt
+
+
+def test_an_adamw_step_of_150_tensors_and_30_empty_ones_advances_every_count():
+    params, opt = adamw_150_tensors_and_30_empty_ones()
+    opt.step()
+    assert [float(opt.state[p]["step"]) for p in params] == [2.0] * len(params)
+
+
+@pytest.mark.xfail(strict=True, reason="read in fused_step_cuda.cu, not yet seen on a GPU: fits_one_launch counts "
+                   "non-empty tensors only, but the Launcher's count list (160) also holds the empty AdamW tensors "
+                   "and flushes the launch when it is full: two update launches")
+def test_an_adamw_step_of_150_tensors_and_30_empty_ones_is_one_launch():
+    _, opt = adamw_150_tensors_and_30_empty_ones()
+    assert update_launches(opt.step) == 1
+
+
+@pytest.mark.parametrize("with_huge_tensor", [False, True], ids=["many_tensors", "many_chunks"])
+def test_an_eager_adamw_step_of_any_size_matches_torch(with_huge_tensor):
+    """210 tensors (empty ones among them) in 18 groups, with and without a tensor of 1,300 chunks
+    (the device-table path): params, moments and each param's step equal torch AdamW + OneCycleLR."""
+    steps = 4
+    params, groups = big_step_layout(with_huge_tensor)
+    reference = [p.clone() for p in params]
+    ref_groups = [{"params": reference[i::18], "weight_decay": 1e-3 * i} for i in range(18)]
+    opt = big_step_optimizer("adamw", groups, steps)
+    ref = torch.optim.AdamW(ref_groups, lr=0.05, amsgrad=True, foreach=False)
+    sched = OneCycleLR(ref, max_lr=0.05, total_steps=steps)
+    for step in range(steps):
+        step_both(opt, ref, sched, params, reference)
+        assert_states_match(opt, ref, params, reference, step, **TOLERANCES[torch.float32])
 
 
 @pytest.mark.parametrize("with_huge_tensor", [False, True], ids=["many_tensors", "many_chunks"])
@@ -148,3 +202,71 @@ def test_a_captured_step_of_any_size_replays_like_eager_steps():
     torch.cuda.synchronize()
     for a, b in zip(eager_params, graphed_params):
         torch.testing.assert_close(a, b)
+
+
+# --- AdamW -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"amsgrad": True}, {"master_weights": True}], ids=["adamw", "amsgrad", "master_weights"]
+)
+def test_an_adamw_step_does_not_sync_with_the_host(options):
+    model = make_model()
+    if options.get("master_weights"):
+        model = model.to(torch.bfloat16)
+    opt = lrfused.FusedOneCycleAdamW(model.parameters(), max_lr=0.1, total_steps=10, weight_decay=1e-2, **options)
+    x = torch.randn(16, 32, device="cuda", dtype=next(model.parameters()).dtype)
+    model(x).float().sum().backward()
+    opt.step()  # the first step makes the state (moments and each param's step)
+    step_twice_without_host_sync(opt)
+    assert all(float(opt.state[p]["step"]) == 3 for p in model.parameters())
+
+
+def test_adamw_graph_replays_equal_torch_adamw_with_one_cycle_lr_step_for_step():
+    """FusedOneCycleAdamW captured in a CUDA graph after two eager steps, then replayed with new grads:
+    after every replay the params, moments (max_exp_avg_sq of the amsgrad group) and each param's own
+    step equal eager torch.optim.AdamW + OneCycleLR on the same grads. Capture itself moves no count."""
+    steps, warmup = 10, 2
+    shapes = [(1,), (7, 3), (4097,), (65536 + 3,), (300,)]
+    start = [torch.randn(s, device="cuda") for s in shapes]
+    grads = [[torch.randn(s, device="cuda") for s in shapes] for _ in range(steps)]
+    params, reference = [p.clone() for p in start], [p.clone() for p in start]
+
+    def groups(ps):
+        return [{"params": ps[:2], "amsgrad": True}, {"params": ps[2:4], "weight_decay": 0.1}, {"params": ps[4:]}]
+
+    kwargs = dict(max_lr=0.05, total_steps=steps)
+    opt = lrfused.FusedOneCycleAdamW(groups(params), weight_decay=1e-2, **kwargs)
+    ref = torch.optim.AdamW(groups(reference), lr=0.1, weight_decay=1e-2, foreach=False)
+    sched = OneCycleLR(ref, **kwargs)
+
+    def torch_step(step):
+        for r, g in zip(reference, grads[step]):
+            r.grad = g.clone()
+        ref.step()
+        sched.step()
+
+    for step in range(warmup):
+        for p, g in zip(params, grads[step]):
+            p.grad = g.clone()
+        opt.step()
+        torch_step(step)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+    torch.cuda.synchronize()
+    # Capture recorded but did not run the step: no count moved.
+    assert int(opt._step) == warmup and opt.schedule_step == warmup
+    assert [float(opt.state[p]["step"]) for p in params] == [float(warmup)] * len(params)
+    assert_states_match(opt, ref, params, reference, "after capture", **TOLERANCES[torch.float32])
+    for step in range(warmup, steps):
+        for p, g in zip(params, grads[step]):
+            p.grad.copy_(g)
+        graph.replay()
+        torch_step(step)
+        torch.cuda.synchronize()
+        assert [float(opt.state[p]["step"]) for p in params] == [float(step + 1)] * len(params)
+        assert_states_match(opt, ref, params, reference, step, **TOLERANCES[torch.float32])
+    assert int(opt._step) == steps
+    assert opt.get_last_lr() == sched.get_last_lr()
+    assert [tuple(g["betas"]) for g in opt.param_groups] == [tuple(g["betas"]) for g in ref.param_groups]

@@ -152,10 +152,11 @@ def test_module_runs_as_a_subprocess(tmp_path):
     assert (tmp_path / "lr_find.json").exists()
 
 
-def test_then_train_trains_at_the_recommended_max_lr(tmp_path, capsys):
-    assert main(FAST + ["--out", str(tmp_path), "--then-train", "2"]) == 0
+@pytest.mark.parametrize("optimizer, drop_in", [("sgd", "FusedOneCycleSGD"), ("adamw", "FusedOneCycleAdamW")])
+def test_then_train_trains_at_the_recommended_max_lr(optimizer, drop_in, tmp_path, capsys):
+    assert main(FAST + ["--out", str(tmp_path), "--then-train", "2", "--optimizer", optimizer]) == 0
     printed = capsys.readouterr().out
-    assert "training 2 epochs with FusedOneCycleSGD(max_lr=" in printed
+    assert f"training 2 epochs with {drop_in}(max_lr=" in printed
     assert "epoch   2" in printed and "val accuracy" in printed
     record = json.loads((tmp_path / "train.json").read_text())
     found = json.loads((tmp_path / "lr_find.json").read_text())

@@ -66,7 +66,19 @@ def test_sweep_equals_the_handwritten_loop(optimizer, reference_optimizer, preci
     assert result.skipped_steps == skipped
     kept = [i for i in range(NUM_ITER) if i not in skipped]
     assert result.lrs == [ramp_lr(START, END, NUM_ITER, "exp", i) for i in kept]
-    torch.testing.assert_close(result.losses, [expected[i] for i in kept], rtol=1e-5, atol=1e-5)
+    if optimizer == "adamw" and precision != "fp32":
+        # lrfused's AdamW takes IEEE square roots; torch's CPU sqrt (vectorised) is off by an ulp in
+        # ~20% of elements, so the params differ by ulps, which low-precision activations can round
+        # apart. The project's low-precision rule instead: at most 2x torch's own distance from the
+        # float32 loop (and within 1e-3 of torch).
+        model = mlp()
+        float32, _ = reference(model, pairs(7), reference_optimizer(model), "fp32", k)
+        ours = max(abs(result.losses[n] - float32[i]) for n, i in enumerate(kept))
+        theirs = max(abs(expected[i] - float32[i]) for i in kept)
+        assert ours <= 2 * theirs, (ours, theirs)
+        torch.testing.assert_close(result.losses, [expected[i] for i in kept], rtol=1e-3, atol=1e-3)
+    else:
+        torch.testing.assert_close(result.losses, [expected[i] for i in kept], rtol=1e-5, atol=1e-5)
     assert (result.config["precision"], result.config["accumulation_steps"]) == (precision, k)
 
 

@@ -5,6 +5,8 @@ import re
 
 import pytest
 import torch
+
+import lrfused
 from sweep_fixtures import SETTINGS, mlp, pairs
 
 from lrfused.find import range_test
@@ -27,11 +29,14 @@ def test_the_recommendation_matches_the_optimizer():
     sgd = range_test(mlp(), pairs(), **SETTINGS).recommendation
     assert sgd["one_cycle"].startswith("lrfused.FusedOneCycleSGD(")
     adamw = range_test(mlp(), pairs(), optimizer="adamw", **SETTINGS).recommendation
-    for call in ("one_cycle", "cyclic", "warm_restarts"):
-        assert "lrfused.Fused" not in adamw[call]
-        assert adamw[call].startswith(f"opt = torch.optim.AdamW(model.parameters(), lr={adamw['max_lr']:.3g}); ")
-    assert f"OneCycleLR(opt, max_lr={adamw['max_lr']:.3g}, " in adamw["one_cycle"]
-    assert f"CyclicLR(opt, base_lr={adamw['base_lr']:.3g}, max_lr={adamw['max_lr']:.3g}, " in adamw["cyclic"]
+    assert adamw["one_cycle"].startswith(f"lrfused.FusedOneCycleAdamW(model.parameters(), max_lr={adamw['max_lr']:.3g}, ")
+    assert f"Cyclic(base_lr={adamw['base_lr']:.3g}, max_lr={adamw['max_lr']:.3g}, " in adamw["cyclic"]
+    model, loader, epochs = mlp(), pairs(), 2
+    for call in ("one_cycle", "cyclic", "warm_restarts"):  # each call runs as printed, and is AdamW
+        assert "SGD" not in adamw[call]
+        opt = eval(adamw[call], {"lrfused": lrfused, "model": model, "loader": loader, "epochs": epochs})
+        assert isinstance(opt, lrfused.FusedAdamW), call
+        assert opt.param_groups[0].get("max_lr", opt.param_groups[0]["lr"]) == float(f"{adamw['max_lr']:.3g}")
     model = mlp()
     given = range_test(model, pairs(), optimizer=torch.optim.RMSprop(model.parameters(), lr=0.1), **SETTINGS)
     assert given.recommendation["one_cycle"].startswith("opt = your RMSprop (first group's lr")
@@ -50,13 +55,20 @@ def test_json_summary_and_plot_say_how_the_sweep_trained(tmp_path):
 
 def test_cli_optimizer_precision_accumulation(tmp_path, capsys):
     argv = FAST + ["--out", str(tmp_path), "--json", "--optimizer", "adamw", "--precision", "bf16",
-                   "--accumulation-steps", "2", "--weight-decay", "0.01"]
+                   "--accumulation-steps", "2", "--weight-decay", "0.05"]
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     config = data["config"]
     assert (config["optimizer"], config["precision"], config["accumulation_steps"]) == ("adamw", "bf16", 2)
-    assert config["weight_decay"] == 0.01 and config["betas"] == [0.9, 0.999]
-    assert "torch.optim.AdamW" in data["recommendation"]["one_cycle"]
+    assert config["weight_decay"] == 0.05 and config["betas"] == [0.9, 0.999]
+    assert data["recommendation"]["one_cycle"].startswith("lrfused.FusedOneCycleAdamW(")
+
+
+@pytest.mark.parametrize("optimizer, weight_decay", [("sgd", 0.0), ("adamw", 0.01)])
+def test_cli_weight_decay_defaults_to_the_optimizers_own(optimizer, weight_decay, tmp_path, capsys):
+    """As range_test's API: 0 for the SGD sweep, torch's AdamW default 1e-2 for the AdamW one."""
+    assert main(FAST + ["--out", str(tmp_path), "--json", "--optimizer", optimizer]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["weight_decay"] == weight_decay
 
 
 def test_cli_batch_loss_trains_on_any_batches(tmp_path, capsys):
@@ -73,7 +85,7 @@ def test_cli_batch_loss_trains_on_any_batches(tmp_path, capsys):
     [
         (["--accumulation-steps", "0"], "--accumulation-steps must be >= 1, got 0"),
         (["--batch-loss", "test_find_report:dict_batch_loss", "--loss", "torch.nn:MSELoss"], "--loss and --batch-loss"),
-        (["--optimizer", "adamw", "--then-train", "1"], "--then-train trains lrfused's fused SGD"),
+        (["--batch-loss", "test_find_report:dict_batch_loss", "--then-train", "1"], "--then-train trains on \\(inputs, targets\\)"),
         (["--precision", "fp8"], "invalid choice: 'fp8'"),
         (["--batch-loss", "test_find_report:nothing"], "--batch-loss test_find_report:nothing: .* has no attribute"),
     ],

@@ -49,11 +49,11 @@ def build_parser():
                         help="stop when the smoothed loss rises (threshold - 1) x |best| above the best (default: %(default)g)")
     parser.add_argument("--momentum", type=number_list, default=[0.9], metavar="M[,M...]",
                         help="momentum of the sweep; a comma-separated list runs one sweep per value (default 0.9)")
-    parser.add_argument("--weight-decay", type=number_list, default=[0.0], metavar="WD[,WD...]",
-                        help="weight decay of the sweep; a comma-separated list runs one sweep per value (default 0)")
+    parser.add_argument("--weight-decay", type=number_list, default=None, metavar="WD[,WD...]",
+                        help="weight decay of the sweep; a comma-separated list runs one sweep per value "
+                             "(default 0 for sgd, torch's 0.01 for adamw)")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
-                        help="the optimizer swept: lrfused's fused SGD, or torch's AdamW (torch's betas and eps; "
-                             "--weight-decay applies to both, default 0)")
+                        help="the optimizer swept: lrfused's fused SGD or fused AdamW (torch's betas and eps)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="the forward under autocast to bf16 or fp16 (fp16 with a GradScaler)")
     parser.add_argument("--accumulation-steps", type=int, default=1, metavar="K", help="batches per LR step (gradient accumulation)")
@@ -160,6 +160,8 @@ def check_args(args):
         raise UsageError(f"--smooth must be in [0, 1), got {args.smooth}")
     if not args.diverge_threshold > 1:
         raise UsageError(f"--diverge-threshold must be > 1, got {args.diverge_threshold}")
+    if args.weight_decay is None:  # each optimizer's own default, as range_test's
+        args.weight_decay = [0.0] if args.optimizer == "sgd" else [1e-2]
     try:
         check_grid(args.weight_decay, args.momentum, 10**9 if args.yes else MAX_COMBINATIONS,
                    names=("--weight-decay", "--momentum"), more="pass --yes")
@@ -167,8 +169,8 @@ def check_args(args):
         raise UsageError(str(error)) from None
     if args.then_train is not None and args.then_train < 1:
         raise UsageError(f"--then-train must be >= 1 epochs, got {args.then_train}")
-    if args.then_train is not None and (args.optimizer != "sgd" or args.batch_loss is not None):
-        raise UsageError("--then-train trains lrfused's fused SGD on (inputs, targets): not with --optimizer adamw or --batch-loss")
+    if args.then_train is not None and args.batch_loss is not None:
+        raise UsageError("--then-train trains on (inputs, targets) batches: not with --batch-loss")
     if args.accumulation_steps < 1:
         raise UsageError(f"--accumulation-steps must be >= 1, got {args.accumulation_steps}")
     if args.batch_loss is not None and args.loss is not None:
@@ -284,14 +286,15 @@ def then_train(args, model, data, val_data, loss_fn, max_lr, optimizer_args):
     from lrfused.find import train
 
     settings = ", ".join(f"{k}={v:g}" for k, v in optimizer_args.items())
-    print(f"training {args.then_train} epochs with FusedOneCycleSGD(max_lr={max_lr:.3g}, {settings})")
+    name = train.ONE_CYCLE[args.optimizer].__name__
+    print(f"training {args.then_train} epochs with {name}(max_lr={max_lr:.3g}, {settings})")
 
     def report(r):
         accuracy = "" if r["val_accuracy"] is None else f"  val accuracy {100 * r['val_accuracy']:.2f}%"
         val = "" if r["val_loss"] is None else f"  val loss {r['val_loss']:.4f}"
         print(f"  epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f}{val}{accuracy}  ({r['seconds']:.2f}s)", flush=True)
 
-    opt = train.one_cycle_optimizer(model, max_lr, args.then_train, len(data), **optimizer_args)
+    opt = train.one_cycle_optimizer(args.optimizer, model, max_lr, args.then_train, len(data), **optimizer_args)
     history = train.train(model, data, val_data, loss_fn, args.then_train, opt, on_epoch=report)
     with open(os.path.join(args.out, "train.json"), "w") as f:
         json.dump({"max_lr": max_lr, "epochs": history}, f, indent=1)

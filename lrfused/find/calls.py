@@ -1,17 +1,23 @@
-"""The calls a result recommends when the sweep's optimizer is not lrfused's fused SGD: that
-optimizer with torch's schedulers (lrfused's fused optimizers are SGD)."""
+"""The calls a result recommends for the optimizer the sweep used: lrfused's fused SGD family (made by
+lrfused.find.analysis.recommend), its fused AdamW family, or a given optimizer with torch's schedulers."""
 
 
-def torch_scheduler_calls(recommendation, optimizer):
+def optimizer_calls(recommendation, optimizer):
     """`recommendation` (from lrfused.find.analysis.recommend) with its one_cycle / cyclic /
-    warm_restarts calls for `optimizer` ("adamw" or "<class name> (given)")."""
-    if recommendation is None:
-        return None
+    warm_restarts calls for `optimizer` ("sgd", "adamw" or "<class name> (given)")."""
+    if recommendation is None or optimizer == "sgd":
+        return recommendation
     max_lr, base_lr = recommendation["max_lr"], recommendation["base_lr"]
     if optimizer == "adamw":
-        opt = f"opt = torch.optim.AdamW(model.parameters(), lr={max_lr:.3g}); "
-    else:  # the user's optimizer: max_lr is its first group's; keep the other groups' ratios to it
-        opt = f"opt = your {optimizer.removesuffix(' (given)')} (first group's lr {max_lr:.3g}, other groups in the same ratio); "
+        fused = "lrfused.FusedAdamW(model.parameters(), schedule=lrfused.schedules."
+        return {
+            **recommendation,
+            "one_cycle": f"lrfused.FusedOneCycleAdamW(model.parameters(), max_lr={max_lr:.3g}, total_steps=len(loader) * epochs)",
+            "cyclic": fused + f"Cyclic(base_lr={base_lr:.3g}, max_lr={max_lr:.3g}, step_size_up=4 * len(loader)))",
+            "warm_restarts": fused + f"WarmRestarts(max_lr={max_lr:.3g}, T_0=len(loader), T_mult=2, eta_min={base_lr:.3g}))",
+        }
+    # the user's optimizer: max_lr is its first group's; keep the other groups' ratios to it
+    opt = f"opt = your {optimizer.removesuffix(' (given)')} (first group's lr {max_lr:.3g}, other groups in the same ratio); "
     return {
         **recommendation,
         "one_cycle": opt + f"torch.optim.lr_scheduler.OneCycleLR(opt, max_lr={max_lr:.3g}, total_steps=len(loader) * epochs)",

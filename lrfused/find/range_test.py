@@ -9,7 +9,7 @@ import torch.distributed as dist
 from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
 from lrfused.find.batch import BatchLoss
-from lrfused.find.calls import torch_scheduler_calls
+from lrfused.find.calls import optimizer_calls
 from lrfused.find.distributed import check_same_on_every_rank, is_distributed, is_main_rank
 from lrfused.find.precision import check_precision
 from lrfused.find.restore import Snapshot
@@ -68,8 +68,8 @@ def range_test(
     at the first step and end_lr at the last. The optimizer swept:
       - optimizer="sgd": SGD with `momentum`, `weight_decay` (default 0), `nesterov`, the whole step,
         LR included, in one fused kernel;
-      - optimizer="adamw": torch.optim.AdamW (fused where torch has it) with `betas`, `eps` and
-        `weight_decay`, torch's defaults ((0.9, 0.999), 1e-8, 1e-2); its LR written each step;
+      - optimizer="adamw": AdamW with `betas`, `eps` and `weight_decay`, torch's defaults ((0.9,
+        0.999), 1e-8, 1e-2), the whole step, LR included, in one fused kernel (lrfused.FusedAdamW);
       - a torch.optim.Optimizer instance over the model's parameters: its own hyperparameters, the
         LR of its first param group swept as above and every other group's kept in the same ratio
         to it; its state is restored afterwards.
@@ -226,8 +226,7 @@ def result_of(record, config, device, started):
     if not all(math.isfinite(s) for s in curve):
         suggestions = {name: None for name in suggestions}
     recommendation = analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr)
-    if config.optimizer != "sgd":
-        recommendation = torch_scheduler_calls(recommendation, config.optimizer)
+    recommendation = optimizer_calls(recommendation, config.optimizer)
     timings = dict(record.timings)
     timings["total_s"] = time.perf_counter() - started
     if record.timings.get("steps"):

@@ -1,10 +1,12 @@
-"""How the sweep applies its LR ramp: computed in FusedRampSGD's kernel, or written into a torch
-optimizer's param groups before each step. The sweep loop (lrfused.find.sweep) is the same for both:
-it asks the stepper where the step's loss goes (index(), see put()) and to take the step."""
+"""How the sweep applies its LR ramp: computed in the kernel of lrfused's fused SGD or AdamW (the Ramp
+schedule), or written into a given torch optimizer's param groups before each step. The sweep loop
+(lrfused.find.sweep) is the same for both: it asks the stepper where the step's loss goes (index(),
+see put()) and to take the step."""
 import torch
 
 from lrfused._checks import check_number
-from lrfused.ramp import FusedRampSGD, ramp_lr
+from lrfused.fused_adamw import FusedAdamW, check_betas
+from lrfused.ramp import FusedRampSGD, Ramp, ramp_lr
 from lrfused.schedules import Constant
 
 OPTIMIZER_NAMES = ("sgd", "adamw")
@@ -53,11 +55,8 @@ def check_optimizer(model, optimizer, *, betas, eps, weight_decay, momentum, nes
                 raise ValueError(f"{name} applies to optimizer='adamw' only, got {name}={value!r} with optimizer='sgd'")
         return None, None, 0.0 if weight_decay is None else weight_decay  # FusedRampSGD checks it
     # torch.optim.AdamW's defaults
-    betas = (0.9, 0.999) if betas is None else betas
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    betas = tuple(check_number(f"betas[{i}]", b, maximum=0.999999) for i, b in enumerate(betas))
-    eps = check_number("eps", 1e-8 if eps is None else eps)
+    betas = check_betas("betas", (0.9, 0.999) if betas is None else betas)
+    eps = check_number("eps", 1e-8 if eps is None else eps, strictly_above=True)
     weight_decay = check_number("weight_decay", 1e-2 if weight_decay is None else weight_decay)
     return betas, eps, weight_decay
 
@@ -70,29 +69,24 @@ def make_stepper(model, config, optimizer):
     if not params:
         raise ValueError("model has no parameters that require grad: there is nothing to sweep")
     if config.optimizer == "sgd":
-        return KernelRamp(params, config)
-    return WrittenLR(_adamw(params, config), config)
-
-
-def _adamw(params, config):
-    settings = dict(lr=config.start_lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay)
-    try:
-        return torch.optim.AdamW(params, fused=True, **settings)
-    except RuntimeError:  # fused=True is refused for this device or dtype: torch's default implementation
-        return torch.optim.AdamW(params, **settings)
+        return KernelRamp(FusedRampSGD(
+            params, start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode,
+            momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov,
+        ), config)
+    ramp = Ramp(start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode)
+    return KernelRamp(FusedAdamW(
+        params, lr=config.start_lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay, schedule=ramp,
+    ), config)
 
 
 class KernelRamp:
-    """FusedRampSGD: the LR computed in the kernel from the optimizer's device step counter, so a step
-    needs no host work and can be captured in a CUDA graph."""
+    """lrfused's fused SGD or AdamW on the Ramp schedule: the LR computed in the kernel from the
+    optimizer's device step counter, so a step needs no host work and can be captured in a CUDA graph."""
 
     capturable = True
 
-    def __init__(self, params, config):
-        self.optimizer = FusedRampSGD(
-            params, start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode,
-            momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov,
-        )
+    def __init__(self, optimizer, config):
+        self.optimizer = optimizer
         self._last = config.num_iter - 1
 
     def index(self):

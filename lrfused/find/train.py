@@ -63,8 +63,12 @@ def train(model, train_data, val_data, loss_fn, epochs, optimizer, scheduler=Non
     return history
 
 
-def one_cycle_optimizer(model, max_lr, epochs, steps_per_epoch, **kwargs):
-    return lrfused.FusedOneCycleSGD(model.parameters(), max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, **kwargs)
+ONE_CYCLE = {"sgd": lrfused.FusedOneCycleSGD, "adamw": lrfused.FusedOneCycleAdamW}  # by the sweep's optimizer
+
+
+def one_cycle_optimizer(optimizer, model, max_lr, epochs, steps_per_epoch, **kwargs):
+    """The 1cycle drop-in of the family the sweep used ("sgd" or "adamw")."""
+    return ONE_CYCLE[optimizer](model.parameters(), max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, **kwargs)
 
 
 def plot_history(history, path, title):
