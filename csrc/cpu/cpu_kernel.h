@@ -1,5 +1,6 @@
 // What the CPU step's parallel region hands to the inner loops, and the loops' entry points: one
-// compiled for baseline x86-64, one for AVX2 (chosen at run time), same source (update_loops.inc).
+// compiled for baseline x86-64, one for AVX2, one for AVX-512 (chosen at run time), same source
+// (update_loops.inc).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -39,5 +40,6 @@ struct TensorPlan {
 using UpdateRangeFn = void (*)(const TensorPlan&, int64_t, int64_t);
 void update_tensor_range_default(const TensorPlan& t, int64_t begin, int64_t end);
 void update_tensor_range_avx2(const TensorPlan& t, int64_t begin, int64_t end);
+void update_tensor_range_avx512(const TensorPlan& t, int64_t begin, int64_t end);
 
 }  // namespace lrfused

@@ -6,6 +6,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "cpu/cpu_kernel.h"
 #include "lrfused/step_args.h"
@@ -16,13 +18,39 @@ namespace {
 // Below this many elements a step runs on one thread: spawning costs more than it saves.
 constexpr int64_t kGrainSize = 32768;
 
-UpdateRangeFn pick_update_range() {
+bool has_avx512() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx2")) {
-    return update_tensor_range_avx2;
-  }
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq");
+#else
+  return false;
 #endif
-  return update_tensor_range_default;
+}
+
+bool has_avx2() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
+// The widest build of the loops this processor runs, or the one LRFUSED_CPU_LOOPS names (default,
+// avx2, avx512: the tests check that every build gives the same bits).
+UpdateRangeFn pick_update_range() {
+  const char* forced = std::getenv("LRFUSED_CPU_LOOPS");
+  const std::string choice = forced == nullptr ? "" : forced;
+  TORCH_CHECK(choice.empty() || choice == "default" || choice == "avx2" || choice == "avx512",
+              "LRFUSED_CPU_LOOPS must be default, avx2 or avx512, got '", choice, "'");
+  TORCH_CHECK(choice != "avx512" || has_avx512(), "LRFUSED_CPU_LOOPS=avx512, but this processor has no AVX-512");
+  TORCH_CHECK(choice != "avx2" || has_avx2(), "LRFUSED_CPU_LOOPS=avx2, but this processor has no AVX2");
+  if (choice == "default") {
+    return update_tensor_range_default;
+  }
+  if (choice != "avx2" && has_avx512()) {
+    return update_tensor_range_avx512;
+  }
+  return has_avx2() ? update_tensor_range_avx2 : update_tensor_range_default;
 }
 
 // The step's values per group (SGD) and per group and step count (AdamW), made once each, for the

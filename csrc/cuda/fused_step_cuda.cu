@@ -495,7 +495,8 @@ bool fits_one_launch(const KernelStep& step) {
   int64_t tensors = 0;
   int64_t blocks = 0;
   for (const KernelTensor& t : step.tensors) {
-    tensors += t.numel > 0;
+    // (an empty AdamW tensor still takes a place in the launch's count list)
+    tensors += t.numel > 0 || step.groups[t.group].rule == kRuleAdamW;
     blocks += blocks_of(t);
   }
   return tensors <= kMaxTensors && blocks <= kMaxBlocks && step.groups.size() <= kMaxGroups;
