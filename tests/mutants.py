@@ -7,8 +7,10 @@ ones the tests miss. Not collected by pytest (no test_ prefix) and not run by CI
 
 A mutant whose line is no longer in the code is reported as stale: update its line. Add a mutant for
 each bug a test was written against, and say the count in the closing notes when tests change.
+A mutant in the C++ sources rebuilds the scratch copy's extension (CPU only, a few minutes each).
 """
 import argparse
+import glob
 import os
 import shutil
 import subprocess
@@ -79,6 +81,25 @@ MUTANTS = [
     ("final_div_factor_ignored", "lrfused/one_cycle.py",
      'group["min_lr"] = group["initial_lr"] / group["final_div_factor"]', 'group["min_lr"] = group["initial_lr"] / 1e4',
      ["tests/test_schedule.py", "tests/test_properties.py"]),
+    # the AdamW family (C++ mutants rebuild the extension)
+    ("adamw_bias_correction1_uses_beta2", "csrc/lrfused/adamw_math.h",
+     "const double bias_correction1 = 1 - pow(beta1, step);", "const double bias_correction1 = 1 - pow(g.beta2, step);",
+     ["tests/test_fused_adamw.py"]),
+    ("adamw_eps_inside_the_sqrt", "csrc/lrfused/adamw_math.h",
+     "const opmath_t denom = sqrt(second) / s.bias_correction2_sqrt + s.eps;",
+     "const opmath_t denom = sqrt(second + s.eps) / s.bias_correction2_sqrt;", ["tests/test_fused_adamw.py"]),
+    ("adamw_amsgrad_max_not_kept", "csrc/lrfused/adamw_math.h",
+     ": (m > exp_avg_sq ? m : exp_avg_sq);", ": exp_avg_sq;", ["tests/test_fused_adamw.py"]),
+    ("adamw_param_step_not_counted", "csrc/cpu/fused_step_cpu.cpp",
+     "*static_cast<float*>(ks.tensors[i].count) += 1.0f;", "(void)0;", ["tests/test_fused_adamw.py"]),
+    ("adamw_cycled_beta1_not_shown", "lrfused/fused_adamw.py",
+     'self.group["betas"] = (value, self.group["betas"][1])', "pass", ["tests/test_fused_adamw.py"]),
+    ("adamw_loaded_step_dropped", "lrfused/fused_adamw.py",
+     "0.0 if step is None else float(step)", "0.0", ["tests/test_fused_adamw.py"]),
+    ("adamw_beta_one_accepted", "lrfused/fused_adamw.py",
+     "if not beta < 1.0:", "if not beta <= 1.0:", ["tests/test_fused_adamw.py"]),
+    ("adamw_sweep_ignores_betas", "lrfused/find/stepping.py",
+     "betas=config.betas,", "betas=(0.9, 0.999),", ["tests/test_find_optimizers.py"]),
     # packaging
     ("second_version_in_pyproject", "pyproject.toml",
      'dynamic = ["version"]', 'version = "0.1.0"\ndynamic = []', ["tests/test_version.py"]),
@@ -91,6 +112,16 @@ def scratch_copy():
     ignore = shutil.ignore_patterns(".git", "build", "__pycache__", "lr_find_out", ".benchmarks", "*.egg-info")
     shutil.copytree(ROOT, os.path.join(target, "repo"), ignore=ignore)
     return os.path.join(target, "repo")
+
+
+NATIVE = (".h", ".cpp", ".inc", ".cu")
+
+
+def build(repo):
+    """Rebuilds the scratch copy's extension (CPU only) from its sources; the exit code."""
+    env = {**os.environ, "LRFUSED_CUDA": "0"}
+    command = [sys.executable, "setup.py", "build_ext", "--inplace"]
+    return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True).returncode
 
 
 def run_tests(repo, files):
@@ -106,6 +137,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     mutants = [m for m in MUTANTS if not args.only or m[0] in args.only]
     repo = scratch_copy()
+    built = {path: open(path, "rb").read() for path in glob.glob(os.path.join(repo, "lrfused", "_C*.so"))}
     missed, stale = [], []
     try:
         if run_tests(repo, ["tests"] if args.suite else sorted({f for m in mutants for f in m[4]})) != 0:
@@ -121,11 +153,20 @@ def main(argv=None):
             started = time.perf_counter()
             with open(source_path, "w") as f:
                 f.write(source.replace(line, bug))
+            native = path.endswith(NATIVE)
             try:
+                if native and build(repo) != 0:
+                    stale.append(name)
+                    print(f"{name:36s} STALE (the planted bug does not compile)", flush=True)
+                    continue
                 code = run_tests(repo, ["tests"] if args.suite else files)
             finally:
                 with open(source_path, "w") as f:
                     f.write(source)
+                if native:  # the extension as it was
+                    for so_path, data in built.items():
+                        with open(so_path, "wb") as f:
+                            f.write(data)
             verdict = "caught" if code != 0 else "MISSED"
             if code == 0:
                 missed.append(name)
