@@ -166,22 +166,28 @@ def adamw_targets(rows, bandwidth_layout, resnet_layouts):
     return {"lines": lines, "verdicts": verdicts}
 
 
+# The sweeps of the report: the default SGD one, and AdamW in bf16 (a transformer's usual setting).
+SWEEPS = {"sgd fp32": dict(), "adamw bf16": dict(optimizer="adamw", precision="bf16")}
+
+
 def sweep_rows(device, num_iter):
-    """The range test on the digits CNN: CUDA-graph sweep against the eager one, same steps."""
+    """The range test on the digits CNN: CUDA-graph sweep against the eager one, same steps, for each
+    of SWEEPS."""
     from lrfused.find import range_test
     from lrfused.find.builtin import digits_cnn, digits_loader
 
     rows = []
-    for graph in (True, False):
-        torch.manual_seed(0)
-        model = digits_cnn().to(device)
-        before = [p.detach().clone() for p in model.parameters()]
-        result = range_test(model, digits_loader(), start_lr=1e-5, end_lr=1.0, num_iter=num_iter,
-                            diverge_threshold=1e9, cuda_graph=graph, progress=False)
-        restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
-        rows.append({"cuda_graph": graph, "path": result.path, "steps": len(result.lrs),
-                     "ms_per_step": result.timings["ms_per_step"], "restored": restored,
-                     "fallback_reason": result.fallback_reason})
+    for name, settings in SWEEPS.items():
+        for graph in (True, False):
+            torch.manual_seed(0)
+            model = digits_cnn().to(device)
+            before = [p.detach().clone() for p in model.parameters()]
+            result = range_test(model, digits_loader(), start_lr=1e-5, end_lr=1.0, num_iter=num_iter,
+                                diverge_threshold=1e9, cuda_graph=graph, progress=False, **settings)
+            restored = all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+            rows.append({"sweep": name, "cuda_graph": graph, "path": result.path, "steps": len(result.lrs),
+                         "ms_per_step": result.timings["ms_per_step"], "restored": restored,
+                         "fallback_reason": result.fallback_reason})
     return rows
 
 
@@ -252,9 +258,10 @@ def main(argv=None):
     sweeps = sweep_rows(device, run["sweep_steps"])
     print(f"\nrange test, digits CNN, {run['sweep_steps']} steps, batch 64:")
     for r in sweeps:
-        print(f"  cuda_graph={r['cuda_graph']!s:5} path={r['path']:10s} {r['ms_per_step']:.3f} ms/step "
+        print(f"  {r['sweep']:11s} cuda_graph={r['cuda_graph']!s:5} path={r['path']:10s} {r['ms_per_step']:.3f} ms/step "
               f"restored={r['restored']}" + (f"  ({r['fallback_reason']})" if r["fallback_reason"] else ""))
-    ok = ok and all(r["restored"] for r in sweeps) and sweeps[0]["path"] == ("cuda_graph" if device == "cuda" else "eager")
+    graphed = "cuda_graph" if device == "cuda" else "eager"
+    ok = ok and all(r["restored"] for r in sweeps) and all(r["path"] == graphed for r in sweeps if r["cuda_graph"])
 
     grids = grid_rows(device, run["grid_steps"], run["grid_values"])
     weight_decays, momenta = run["grid_values"]

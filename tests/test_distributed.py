@@ -67,12 +67,12 @@ def _shard(rank, step):
     return torch.randn(8, 6, generator=generator), torch.randn(8, 3, generator=generator)
 
 
-def _ddp_worker(rank, tmp):
+def _ddp_matches(rank, make_fused, make_ref):
+    """Fused and torch optimizers (+ OneCycleLR) train two DDP copies of one model on each rank's data."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     fused_model, torch_model = DDP(_model()), DDP(_model())
-    fused = lrfused.FusedOneCycleSGD(fused_model.parameters(), max_lr=0.3, total_steps=STEPS, weight_decay=1e-3)
-    ref = torch.optim.SGD(torch_model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, foreach=False)
+    fused, ref = make_fused(fused_model.parameters()), make_ref(torch_model.parameters())
     sched = OneCycleLR(ref, max_lr=0.3, total_steps=STEPS)
     for step in range(STEPS):
         x, y = _shard(rank, step)
@@ -90,8 +90,28 @@ def _ddp_worker(rank, tmp):
         assert all(torch.equal(g, gathered[0]) for g in gathered)
 
 
+def _ddp_worker(rank, tmp):
+    _ddp_matches(
+        rank,
+        lambda ps: lrfused.FusedOneCycleSGD(ps, max_lr=0.3, total_steps=STEPS, weight_decay=1e-3),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3, foreach=False),
+    )
+
+
+def _ddp_adamw_worker(rank, tmp):
+    _ddp_matches(
+        rank,
+        lambda ps: lrfused.FusedOneCycleAdamW(ps, max_lr=0.3, total_steps=STEPS, weight_decay=1e-2, amsgrad=True),
+        lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=1e-2, amsgrad=True, foreach=False),
+    )
+
+
 def test_ddp_matches_torch_sgd_one_cycle(tmp_path):
     _run(_ddp_worker, tmp_path)
+
+
+def test_ddp_matches_torch_adamw_one_cycle(tmp_path):
+    _run(_ddp_adamw_worker, tmp_path)
 
 
 def _dtensor_worker(rank, tmp):

@@ -217,8 +217,14 @@ def _set_grads(params, grads):
         p.grad = None if g is None else g.clone()
 
 
+# How torch keeps a param's step: a float32 CPU tensor (today), a float64 one (under a float64 default
+# dtype) or a number (torch < 1.12 checkpoints).
+SAVED_STEPS = {"float32_tensor": lambda t: t, "float64_tensor": lambda t: t.double(), "number": lambda t: t.item()}
+
+
 @pytest.mark.parametrize("device", DEVICES)
-def test_torch_adamw_state_dict_resumes_in_fused_adamw(device):
+@pytest.mark.parametrize("saved_step", SAVED_STEPS.values(), ids=SAVED_STEPS.keys())
+def test_torch_adamw_state_dict_resumes_in_fused_adamw(saved_step, device):
     """torch AdamW for 5 steps, its state dict loaded into FusedAdamW, which continues as the
     uninterrupted torch run does (per-param steps, amsgrad's max_exp_avg_sq and all)."""
     torch_params = [torch.randn(s, device=device) for s in RESUME_SHAPES]
@@ -228,7 +234,13 @@ def test_torch_adamw_state_dict_resumes_in_fused_adamw(device):
         ref.step()
     fused_params = [p.clone() for p in torch_params]
     fused = lrfused.FusedAdamW(fused_params, **RESUME_KWARGS)
-    fused.load_state_dict(copy.deepcopy(ref.state_dict()))
+    saved = copy.deepcopy(ref.state_dict())
+    for state in saved["state"].values():
+        state["step"] = saved_step(state["step"])
+    fused.load_state_dict(saved)
+    for p, q in zip(fused_params, torch_params):  # as the fused kernel keeps it
+        step = fused.state[p]["step"]
+        assert (step.dtype, step.device, step.item()) == (torch.float32, p.device, ref.state[q]["step"].item())
     assert_states_match(fused, ref, fused_params, torch_params, "after loading", **F32)
     for step in range(5, 10):
         grads = _grads(step, device)
