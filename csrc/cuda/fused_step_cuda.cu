@@ -145,7 +145,8 @@ __device__ void sgd_chunk(const TensorMeta& t, int64_t chunk, const StepScalars<
   });
 }
 
-template <bool kDecay, bool kAmsgrad, bool kMaster, typename scalar_t, typename state_t, typename opmath_t>
+template <bool kDecay, bool kAmsgrad, bool kLerpFromStart, bool kMaster, typename scalar_t, typename state_t,
+          typename opmath_t>
 __device__ __forceinline__ void adamw_element(scalar_t& p, float& m, const scalar_t& g, state_t& exp_avg,
                                               state_t& exp_avg_sq, state_t& max_exp_avg_sq,
                                               const AdamWScalars<opmath_t>& s) {
@@ -153,7 +154,7 @@ __device__ __forceinline__ void adamw_element(scalar_t& p, float& m, const scala
   opmath_t first = static_cast<opmath_t>(exp_avg);
   opmath_t second = static_cast<opmath_t>(exp_avg_sq);
   opmath_t second_max = kAmsgrad ? static_cast<opmath_t>(max_exp_avg_sq) : opmath_t(0);
-  adamw_update<kDecay, kAmsgrad>(param, static_cast<opmath_t>(g), first, second, second_max, s);
+  adamw_update<kDecay, kAmsgrad, kLerpFromStart>(param, static_cast<opmath_t>(g), first, second, second_max, s);
   if constexpr (kMaster) {
     m = param;
   }
@@ -185,9 +186,10 @@ __device__ void adamw_chunk(const TensorMeta& t, int64_t chunk, const AdamWScala
                        is_aligned(e2, sizeof(StateVec)) && (!flags.amsgrad || is_aligned(em, sizeof(StateVec))) &&
                        (!kMaster || is_aligned(m, sizeof(MasterVec)));
 
-  dispatch_adamw_flags(flags, [&](auto decay, auto amsgrad) {
+  dispatch_adamw_flags(flags, [&](auto decay, auto amsgrad, auto lerp_from_start) {
     constexpr bool kDecay = decltype(decay)::value;
     constexpr bool kAmsgrad = decltype(amsgrad)::value;
+    constexpr bool kLerpFromStart = decltype(lerp_from_start)::value;
     int64_t scalar_begin = begin;
     if (aligned) {
       const int64_t vec_end = begin + (end - begin) / kVec * kVec;
@@ -206,7 +208,7 @@ __device__ void adamw_chunk(const TensorMeta& t, int64_t chunk, const AdamWScala
         }
 #pragma unroll
         for (int j = 0; j < kVec; ++j) {
-          adamw_element<kDecay, kAmsgrad, kMaster>(pv.v[j], mv.v[j], gv.v[j], v1.v[j], v2.v[j], vm.v[j], s);
+          adamw_element<kDecay, kAmsgrad, kLerpFromStart, kMaster>(pv.v[j], mv.v[j], gv.v[j], v1.v[j], v2.v[j], vm.v[j], s);
         }
         *reinterpret_cast<VecT*>(p + i) = pv;
         *reinterpret_cast<StateVec*>(e1 + i) = v1;
@@ -225,7 +227,7 @@ __device__ void adamw_chunk(const TensorMeta& t, int64_t chunk, const AdamWScala
       float unused_master;
       state_t& max_sq = kAmsgrad ? em[i] : unused_state;
       float& master = kMaster ? m[i] : unused_master;
-      adamw_element<kDecay, kAmsgrad, kMaster>(p[i], master, g[i], e1[i], e2[i], max_sq, s);
+      adamw_element<kDecay, kAmsgrad, kLerpFromStart, kMaster>(p[i], master, g[i], e1[i], e2[i], max_sq, s);
     }
   });
 }
@@ -313,7 +315,9 @@ __device__ __forceinline__ void adamw_block(const TensorMeta& t, const GroupConf
   if (skip) {
     return;
   }
-  const AdamWFlags flags{group.weight_decay != 0.0, group.amsgrad};
+  // (lerp_from_start from the scalars of the tensor's math type: float(1 - beta1) may round to 0.5)
+  const bool lerp_from_start = t.dtype == c10::ScalarType::Double ? s64.lerp_from_start : s32.lerp_from_start;
+  const AdamWFlags flags{group.weight_decay != 0.0, group.amsgrad, lerp_from_start};
   switch (t.dtype) {
     case c10::ScalarType::Float:
       adamw_chunk<float, false>(t, chunk, s32, flags);

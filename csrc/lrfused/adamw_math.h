@@ -33,8 +33,9 @@ struct AdamWScalars {
   opmath_t bias_correction2_sqrt;
   opmath_t eps;
   opmath_t neg_step_size;  // -lr / (1 - beta1^step)
-  opmath_t inv_grad_scale;
-  bool maximize;
+  // GradScaler's inverse scale, negated under maximize: (g * inv) * -1 == g * -inv exactly, and a
+  // multiply, unlike a select, keeps the CPU loop vectorisable.
+  opmath_t signed_inv_grad_scale;
 };
 
 // `step`: the param's step count including this step, as torch reads it (a float32 tensor's value).
@@ -55,32 +56,38 @@ LRFUSED_HOST_DEVICE inline AdamWScalars<opmath_t> make_adamw_scalars(const Group
   s.bias_correction2_sqrt = static_cast<opmath_t>(pow(bias_correction2, 0.5));  // Python's ** 0.5
   s.eps = static_cast<opmath_t>(g.eps);
   s.neg_step_size = static_cast<opmath_t>(-(lr / bias_correction1));
-  s.inv_grad_scale = static_cast<opmath_t>(inv_grad_scale);
-  s.maximize = g.maximize;
+  const opmath_t inv = static_cast<opmath_t>(inv_grad_scale);
+  s.signed_inv_grad_scale = g.maximize ? -inv : inv;
   return s;
 }
 
+// Compile-time in the kernels: a select on a runtime flag inside the loop stops the CPU loop from
+// vectorising.
 struct AdamWFlags {
-  bool decay;    // weight_decay != 0
+  bool decay;            // weight_decay != 0
   bool amsgrad;
+  bool lerp_from_start;  // AdamWScalars::lerp_from_start
 };
 
 template <typename F>
 LRFUSED_HOST_DEVICE inline void dispatch_adamw_flags(const AdamWFlags& u, F&& f) {
-  const bool flags[2] = {u.decay, u.amsgrad};
-  dispatch_flags<2>(f, flags);
+  const bool flags[3] = {u.decay, u.amsgrad, u.lerp_from_start};
+  dispatch_flags<3>(f, flags);
 }
 
-template <bool kDecay, bool kAmsgrad, typename opmath_t>
+// The square root in the math type: an unqualified sqrt(float) on the host is C's sqrt(double), which
+// would turn the rest of the expression into double arithmetic.
+LRFUSED_HOST_DEVICE inline float square_root(float x) { return sqrtf(x); }
+LRFUSED_HOST_DEVICE inline double square_root(double x) { return sqrt(x); }
+
+template <bool kDecay, bool kAmsgrad, bool kLerpFromStart, typename opmath_t>
 LRFUSED_HOST_DEVICE inline void adamw_update(opmath_t& param, opmath_t grad, opmath_t& exp_avg, opmath_t& exp_avg_sq,
                                              opmath_t& max_exp_avg_sq, const AdamWScalars<opmath_t>& s) {
-  opmath_t g = grad * s.inv_grad_scale;
-  g = s.maximize ? -g : g;
+  const opmath_t g = grad * s.signed_inv_grad_scale;
   if (kDecay) {
     param = param * s.decay_factor;
   }
-  exp_avg = s.lerp_from_start ? exp_avg + s.lerp_weight * (g - exp_avg)
-                              : g - (g - exp_avg) * s.one_minus_lerp_weight;
+  exp_avg = kLerpFromStart ? exp_avg + s.lerp_weight * (g - exp_avg) : g - (g - exp_avg) * s.one_minus_lerp_weight;
   exp_avg_sq = exp_avg_sq * s.beta2;
   exp_avg_sq = exp_avg_sq + s.one_minus_beta2 * g * g;
   opmath_t second = exp_avg_sq;
@@ -89,7 +96,7 @@ LRFUSED_HOST_DEVICE inline void adamw_update(opmath_t& param, opmath_t grad, opm
     max_exp_avg_sq = (m != m || exp_avg_sq != exp_avg_sq) ? m + exp_avg_sq : (m > exp_avg_sq ? m : exp_avg_sq);
     second = max_exp_avg_sq;
   }
-  const opmath_t denom = sqrt(second) / s.bias_correction2_sqrt + s.eps;
+  const opmath_t denom = square_root(second) / s.bias_correction2_sqrt + s.eps;
   param = param + s.neg_step_size * exp_avg / denom;
 }
 
