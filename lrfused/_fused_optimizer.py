@@ -170,7 +170,7 @@ class FusedOptimizer(Optimizer):
 
     A family sets ``_rule`` (the kernel's update rule) and ``_count_key`` (its per-param count's state
     name) and defines its group checks, its kernel config, its state layout (``_state_keys``,
-    ``_new_count``, ``_complete_family_state``, ``_restore_loaded_state``, ``_check_loaded_state``) and
+    ``_new_count``, ``_complete_family_state``, ``_restore_loaded_state``, ``_check_loaded_count``) and
     where its groups keep the momentum a schedule may cycle (``_schedule_group``).
     """
 
@@ -266,9 +266,9 @@ class FusedOptimizer(Optimizer):
             # The model moved after construction; before the configs, whose tables follow the counter.
             self._step = self._step.to(self._plan_first_param.device)
             self._device = self._plan_first_param.device  # where params added later must be
-        scheduled = [self._as_scheduled(i, g) for i, g in enumerate(self.param_groups)]
-        kernel_groups = [self._group_config(i, g) for i, g in enumerate(scheduled)]
         try:
+            scheduled = [self._as_scheduled(i, g) for i, g in enumerate(self.param_groups)]
+            kernel_groups = [self._group_config(i, g) for i, g in enumerate(scheduled)]
             grads = None
             if self._plan_views_grads:
                 grads = [None if p.grad is None else _kernel_view(p.grad) for p in self._plan_params]
@@ -563,10 +563,13 @@ class FusedOptimizer(Optimizer):
             if keeps_master and state.get(MASTER_PARAM) is None:
                 state[MASTER_PARAM] = p.detach().to(torch.float32, memory_format=torch.preserve_format)
             like = state[MASTER_PARAM] if keeps_master else p
+            if keys and state.get(keys[0]) is None:
+                # A new first state tensor (SGD's buffer, AdamW's exp_avg) starts a new count, also
+                # where the old one was dropped by hand (torch: state[p]["momentum_buffer"] = None).
+                state[self._count_key] = self._new_count(p)
             for key in keys:
                 if state.get(key) is None:
                     state[key] = torch.zeros_like(like, memory_format=torch.preserve_format)
-                    state.setdefault(self._count_key, self._new_count(p))
             self.state[p] = state
         if keys:
             self._complete_family_state(p, self.state[p], keeps_master)
@@ -609,7 +612,8 @@ class FusedOptimizer(Optimizer):
         """The group as this step's schedule reads it. A torch scheduler reads its keys (max_lr, ...)
         when it steps, after the optimizer: an edit shows in group['lr'] after the next step and
         trains from the one after. So the schedule's keys are those of the last step (or of
-        construction); the SGD keys (weight_decay, ...) are the group's own, as SGD reads them."""
+        construction); the family's keys (weight_decay, ...) are the group's own, as torch's
+        optimizers read them."""
         shown = self._shown_values.get(index)
         if shown is not None and not self._warned_outside_write:
             self._check_no_outside_write(index, group, shown)
@@ -625,9 +629,9 @@ class FusedOptimizer(Optimizer):
         for key, value in shown.items():
             if view[key] != value:
                 self._warned_outside_write = True
-                name = self._momentum_name if key == "momentum" else key
+                where = f"group['{key}']" if key == "lr" else self._momentum_label
                 warnings.warn(
-                    f"param group {index}: group['{name}'] was set to {group[name]!r} from outside (a torch LR "
+                    f"param group {index}: {where} was set to {view[key]!r} from outside (a torch LR "
                     f"scheduler?), but {type(self).__name__}'s schedule ({type(self.schedule).__name__}) computes "
                     f"the {key} of every step in the kernel and ignores it. To drive the {key} from a torch "
                     f"scheduler or by hand, use lrfused.{self._plain_name}(params, lr=..., schedule=Constant()); to "
@@ -709,7 +713,7 @@ class FusedOptimizer(Optimizer):
     # --- what a family defines --------------------------------------------------------------------
 
     _state_names = ()  # every state tensor name the family may keep, in kernel order
-    _momentum_name = "momentum"  # the group key a cycled momentum shows in
+    _momentum_label = "group['momentum']"  # where a cycled momentum shows
     _plain_name = None  # the family's class that takes an LR from outside (with schedule=Constant())
 
     def _check_family_group(self, group, where, *, before_schedule=False, momenta=()):

@@ -81,7 +81,7 @@ class FusedAdamW(FusedOptimizer):
     _rule = _C.RULE_ADAMW
     _count_key = STEP
     _state_names = _MOMENTS_AMSGRAD
-    _momentum_name = "betas"
+    _momentum_label = "group['betas'][0] (beta1)"
     _plain_name = "FusedAdamW"
 
     def __init__(
@@ -130,10 +130,10 @@ class FusedAdamW(FusedOptimizer):
         check_bool("amsgrad" + where, group["amsgrad"])
         check_bool("maximize" + where, group["maximize"])
         if group["cycle_momentum"]:
-            for beta1 in momenta:  # the schedule's base_momentum / max_momentum are beta1's range
+            for beta1 in momenta:  # (OneCycle's base_momentum / max_momentum, a Table's momentum values)
                 if not beta1 < 1.0:
                     raise ValueError(
-                        f"the cycled momentum is beta1{where}: base_momentum and max_momentum must be in [0, 1), "
+                        f"the schedule's momentum values are beta1{where} and must be in [0, 1), "
                         f"got {' / '.join(map(str, momenta))}"
                     )
 

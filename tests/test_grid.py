@@ -34,6 +34,25 @@ def test_ranking_prefers_the_lowest_loss_then_the_largest_lr():
     assert len(data["runs"]) == 3 and len(data["runs"][0]["steps"]) == 25
 
 
+def test_an_adamw_grid_recommends_and_trains_the_fused_adamw(tmp_path, capsys):
+    """The grid's call names the optimizer its sweeps trained, runs as printed, and --then-train
+    trains it with the best weight decay (beta1 is not a grid axis)."""
+    import lrfused
+
+    torch.manual_seed(0)
+    grid = range_test_grid(digits_cnn(), digits_loader, weight_decays=[0.0, 1e-2], optimizer="adamw", **SWEEP)
+    call = grid.call()
+    assert call.startswith("lrfused.FusedOneCycleAdamW(") and "momentum" not in call
+    model, loader, epochs = digits_cnn(), digits_loader(), 1
+    opt = eval(call, {"lrfused": lrfused, "model": model, "loader": loader, "epochs": epochs})
+    assert opt.param_groups[0]["weight_decay"] == grid.best["weight_decay"]
+    argv = ["--num-iter", "10", "--end-lr", "1", "--out", str(tmp_path), "--optimizer", "adamw",
+            "--weight-decay", "0,0.01", "--then-train", "1", "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "training 1 epochs with FusedOneCycleAdamW(" in printed and "momentum" not in printed.split("training")[1]
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [

@@ -56,6 +56,18 @@ def test_cleared_and_deleted_state_restarts_the_buffers():
     runs.step()
 
 
+def test_a_buffer_set_to_none_or_deleted_starts_again_from_the_grad():
+    """torch's way to reset one param's momentum: the next step's buffer is the grad itself (with
+    dampening != 0 a zero buffer updated as usual would differ)."""
+    runs = Pair()
+    runs.step()
+    runs.step()
+    runs.both(lambda opt, ps: opt.state[ps[1]].__setitem__("momentum_buffer", None))
+    runs.both(lambda opt, ps: opt.state[ps[2]].__delitem__("momentum_buffer"))
+    runs.step()
+    runs.step()
+
+
 def test_swapped_param_and_param_data():
     runs = Pair()
     runs.step()

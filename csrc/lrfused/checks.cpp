@@ -29,14 +29,14 @@ void check_rule(const GroupConfig& g, size_t index) {
   TORCH_CHECK(g.beta2 >= 0.0 && g.beta2 < 1.0, "param group ", index, ": beta2 must be in [0, 1), got ", g.beta2);
   TORCH_CHECK(std::isfinite(g.eps) && g.eps > 0.0, "param group ", index, ": eps must be a finite number > 0, got ",
               g.eps);
-  TORCH_CHECK(g.schedule.momentum < 1.0, "param group ", index, ": beta1 must be in [0, 1), got ",
+  TORCH_CHECK(g.schedule.momentum < 1.0, "param group ", index, ": betas[0] (beta1) must be in [0, 1), got ",
               g.schedule.momentum);
 }
 
 void check_group(const GroupConfig& g, size_t index) {
   const Schedule& s = g.schedule;
   TORCH_CHECK(s.kind >= kConstant && s.kind <= kTable, "param group ", index, ": unknown schedule kind ", s.kind);
-  check_finite_nonnegative(s.momentum, "momentum", index);
+  check_finite_nonnegative(s.momentum, g.rule == kRuleAdamW ? "betas[0] (beta1)" : "momentum", index);
   check_rule(g, index);
   if (s.kind == kConstant) {
     check_finite_nonnegative(s.lr, "lr", index);

@@ -263,8 +263,9 @@ def main(argv=None):
     if is_grid(args):
         best = outcome.best
         max_lr = best["max_lr"] if best else None
-        optimizer_args = dict(weight_decay=best["weight_decay"], max_momentum=best["momentum"],
-                              base_momentum=max(best["momentum"] - 0.1, 0.0)) if best else {}
+        optimizer_args = {} if best is None else dict(weight_decay=best["weight_decay"])
+        if best is not None and args.optimizer == "sgd":  # (an AdamW sweep keeps beta1 fixed: not a grid axis)
+            optimizer_args.update(max_momentum=best["momentum"], base_momentum=max(best["momentum"] - 0.1, 0.0))
     else:
         max_lr = None if outcome.recommendation is None else outcome.recommendation["max_lr"]
         optimizer_args = dict(weight_decay=args.weight_decay[0])

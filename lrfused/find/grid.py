@@ -70,11 +70,18 @@ class GridResult:
         if best is None or best["max_lr"] is None:
             return None
         m = best["momentum"]
+        common = f"model.parameters(), max_lr={best['max_lr']:.3g}, total_steps=len(loader) * epochs, "
+        if self.optimizer == "adamw":  # (its sweeps keep beta1 fixed: the grid varies the weight decay only)
+            return f"lrfused.FusedOneCycleAdamW({common}weight_decay={best['weight_decay']:g})"
         return (
-            f"lrfused.FusedOneCycleSGD(model.parameters(), max_lr={best['max_lr']:.3g}, "
-            f"total_steps=len(loader) * epochs, weight_decay={best['weight_decay']:g}, "
+            f"lrfused.FusedOneCycleSGD({common}weight_decay={best['weight_decay']:g}, "
             f"max_momentum={m:g}, base_momentum={max(m - 0.1, 0.0):g})"
         )
+
+    @property
+    def optimizer(self):
+        """The optimizer the grid's sweeps trained ("sgd" or "adamw")."""
+        return self.runs[0]["result"].config.get("optimizer", "sgd") if self.runs else "sgd"
 
     def to_dict(self):
         return {
