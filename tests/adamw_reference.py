@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import (
 )
 
 import lrfused
-from reference import MIN_SAMPLES
+from reference import MIN_SAMPLES, compare_each_step
 
 ADAMW_KEYS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
 MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -272,10 +272,4 @@ class SideBySide:
 
 
 def run_and_compare(kind, group_specs, dtype, device, steps, skips=lambda step: (), **kwargs):
-    runs = SideBySide(kind, group_specs, dtype, device, **kwargs)
-    runs.assert_schedule_matches()
-    for step in range(steps):
-        runs.step(skip=skips(step))
-        runs.assert_schedule_matches()
-        runs.assert_params_match(step)
-    return runs
+    return compare_each_step(SideBySide(kind, group_specs, dtype, device, **kwargs), steps, skips)

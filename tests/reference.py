@@ -236,3 +236,14 @@ class SideBySide:
             return
         assert fused_buf is not None, f"step {step}, param {i}: torch has a momentum buffer, lrfused none"
         torch.testing.assert_close(fused_buf, torch_buf, msg=lambda m: f"step {step}, buffer {i}: {m}")
+
+
+def compare_each_step(runs, steps, skips=lambda step: ()):
+    """Steps a side-by-side runner (SideBySide here, or adamw_reference's) and compares the schedule
+    and the params after every step."""
+    runs.assert_schedule_matches()
+    for step in range(steps):
+        runs.step(skip=skips(step))
+        runs.assert_schedule_matches()
+        runs.assert_params_match(step)
+    return runs

@@ -114,7 +114,9 @@ def test_ddp_matches_torch_adamw_one_cycle(tmp_path):
     _run(_ddp_adamw_worker, tmp_path)
 
 
-def _dtensor_worker(rank, tmp):
+def _dtensor_matches(make_fused, make_ref, state_keys):
+    """The kernel updates each rank's local shards; the full tensors (params and the state under
+    `state_keys`) equal torch's optimizer + OneCycleLR on the unsharded params."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import Shard, distribute_tensor
 
@@ -123,8 +125,7 @@ def _dtensor_worker(rank, tmp):
     full = [torch.randn(10, 3), torch.randn(7), torch.randn(4, 4)]
     reference = [t.clone() for t in full]
     sharded = [torch.nn.Parameter(distribute_tensor(t.clone(), mesh, [Shard(0)])) for t in full]
-    fused = lrfused.FusedOneCycleSGD(sharded, max_lr=0.3, total_steps=STEPS, weight_decay=1e-2, nesterov=True)
-    ref = torch.optim.SGD(reference, lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True, foreach=False)
+    fused, ref = make_fused(sharded), make_ref(reference)
     sched = OneCycleLR(ref, max_lr=0.3, total_steps=STEPS)
     for step in range(STEPS):
         torch.manual_seed(step)
@@ -137,11 +138,33 @@ def _dtensor_worker(rank, tmp):
         sched.step()
         for p, r in zip(sharded, reference):
             torch.testing.assert_close(p.full_tensor(), r)
-            torch.testing.assert_close(fused.state[p]["momentum_buffer"].full_tensor(), ref.state[r]["momentum_buffer"])
+            for key in state_keys:
+                torch.testing.assert_close(fused.state[p][key].full_tensor(), ref.state[r][key])
+
+
+def _dtensor_worker(rank, tmp):
+    _dtensor_matches(
+        lambda ps: lrfused.FusedOneCycleSGD(ps, max_lr=0.3, total_steps=STEPS, weight_decay=1e-2, nesterov=True),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True, foreach=False),
+        ["momentum_buffer"],
+    )
+
+
+def _dtensor_adamw_worker(rank, tmp):
+    """As above; each param's step is a plain tensor on its device, not a DTensor."""
+    _dtensor_matches(
+        lambda ps: lrfused.FusedOneCycleAdamW(ps, max_lr=0.3, total_steps=STEPS, weight_decay=1e-2, amsgrad=True),
+        lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=1e-2, amsgrad=True, foreach=False),
+        ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+    )
 
 
 def test_dtensor_params_update_their_local_shards(tmp_path):
     _run(_dtensor_worker, tmp_path)
+
+
+def test_dtensor_params_update_their_local_shards_adamw(tmp_path):
+    _run(_dtensor_adamw_worker, tmp_path)
 
 
 def _fsdp2_worker(rank, tmp):

@@ -11,6 +11,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 import lrfused
 from adamw_reference import MOMENT_KEYS, TOLERANCES, assert_states_match, assert_step_matches, run_and_compare
 from conftest import DEVICES, DTYPES, dtype_id
+from test_amp import INF_STEPS, _batch, _model
 
 F32 = TOLERANCES[torch.float32]
 STEPS = 12
@@ -335,21 +336,7 @@ def test_hold_final_lr(device):
 
 # --- 6: GradScaler -------------------------------------------------------------------------------
 
-AMP_STEPS = 12
-INF_STEPS = (0, 4, 5, 9)  # the first step too: the moments' first write must wait for a real step
-
-
-def _model(device):
-    torch.manual_seed(1)
-    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).to(device)
-
-
-def _batch(step, device):
-    generator = torch.Generator().manual_seed(step)
-    x = torch.randn(8, 6, generator=generator)
-    if step in INF_STEPS:
-        x[0, 0] = float("inf")  # overflows the (scaled) grads, as fp16 activations do
-    return x.to(device), torch.randn(8, 3, generator=generator).to(device)
+AMP_STEPS = 12  # (the model, batches and overflowing steps of the SGD family's GradScaler tests)
 
 
 def _train_step(model, opt, scaler, step, device):
@@ -681,48 +668,4 @@ def test_compiled_step_from_the_first_step_equals_eager(_fresh_dynamo):
     assert frames[-1] <= 2 and frames[-1] == frames[2], frames
     assert sum(_fresh_dynamo["graph_break"].values()) == 0, dict(_fresh_dynamo["graph_break"])
 
-
-# --- DTensor params (FSDP2's) ----------------------------------------------------------------------
-
-DIST_STEPS = 6
-
-
-def _dtensor_adamw_worker(rank, tmp):
-    """As test_distributed's DTensor test: the kernel updates each rank's local shards; the full
-    tensors equal torch AdamW + OneCycleLR on the unsharded params, moments included."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor import Shard, distribute_tensor
-
-    mesh = init_device_mesh("cpu", (2,))
-    torch.manual_seed(0)
-    full = [torch.randn(10, 3), torch.randn(7), torch.randn(4, 4)]
-    reference = [t.clone() for t in full]
-    sharded = [torch.nn.Parameter(distribute_tensor(t.clone(), mesh, [Shard(0)])) for t in full]
-    kwargs = dict(max_lr=0.05, total_steps=DIST_STEPS)
-    fused = lrfused.FusedAdamW(sharded, weight_decay=1e-2, amsgrad=True, schedule=lrfused.schedules.OneCycle(**kwargs))
-    ref = torch.optim.AdamW(reference, lr=0.1, weight_decay=1e-2, amsgrad=True, foreach=False)
-    sched = OneCycleLR(ref, **kwargs)
-    for step in range(DIST_STEPS):
-        torch.manual_seed(step)
-        grads = [torch.randn_like(t) for t in full]
-        for p, r, g in zip(sharded, reference, grads):
-            p.grad = distribute_tensor(g, mesh, [Shard(0)])
-            r.grad = g.clone()
-        fused.step()
-        ref.step()
-        sched.step()
-        for p, r in zip(sharded, reference):
-            torch.testing.assert_close(p.full_tensor(), r, **F32)
-            assert float(fused.state[p]["step"]) == float(ref.state[r]["step"])
-            for key in MOMENT_KEYS:
-                torch.testing.assert_close(fused.state[p][key].full_tensor(), ref.state[r][key], **F32)
-
-
-def test_dtensor_params_update_their_local_shards(tmp_path):
-    import torch.distributed as dist
-
-    if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("needs gloo")
-    from test_distributed import _run
-
-    _run(_dtensor_adamw_worker, tmp_path)
+# (DDP and DTensor / FSDP2 params: tests/test_distributed.py, for both families.)

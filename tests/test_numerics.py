@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import DEVICES, DTYPES, dtype_id
-from reference import SideBySide
+from reference import SideBySide, compare_each_step
 
 # Sizes include 1, odd sizes, an empty tensor, and one large enough to be split across threads.
 SHAPES = [(1,), (7, 3), (4097,), (0,), (33, 65), (70001,)]
@@ -40,13 +40,7 @@ WARM_RESTARTS_OPTIONS = {
 
 
 def run_and_compare(kind, group_specs, dtype, device, steps, skips=lambda step: (), **kwargs):
-    runs = SideBySide(kind, group_specs, dtype, device, **kwargs)
-    runs.assert_schedule_matches()
-    for step in range(steps):
-        runs.step(skip=skips(step))
-        runs.assert_schedule_matches()
-        runs.assert_params_match(step)
-    return runs
+    return compare_each_step(SideBySide(kind, group_specs, dtype, device, **kwargs), steps, skips)
 
 
 @pytest.mark.parametrize("device", DEVICES)
