@@ -41,7 +41,7 @@ def refuse_tensor_lr(name, value):
     if isinstance(value, torch.Tensor):
         raise ValueError(
             f"{name}: lr as a Tensor is not supported with a schedule, which sets the LR itself; give a float "
-            "(only FusedSGD with schedule=Constant() reads its lr from a tensor)"
+            "(only FusedSGD and FusedAdamW with schedule=Constant() read their lr from a tensor)"
         )
 
 

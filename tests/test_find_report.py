@@ -37,6 +37,12 @@ def test_the_recommendation_matches_the_optimizer():
         opt = eval(adamw[call], {"lrfused": lrfused, "model": model, "loader": loader, "epochs": epochs})
         assert isinstance(opt, lrfused.FusedAdamW), call
         assert opt.param_groups[0].get("max_lr", opt.param_groups[0]["lr"]) == float(f"{adamw['max_lr']:.3g}")
+    # The sweep's own settings travel with the calls where they are not torch's defaults.
+    tuned = range_test(mlp(), pairs(), optimizer="adamw", weight_decay=0.3, betas=(0.8, 0.99), **SETTINGS).recommendation
+    for call in ("one_cycle", "cyclic", "warm_restarts"):
+        group = eval(tuned[call], {"lrfused": lrfused, "model": model, "loader": loader, "epochs": epochs}).param_groups[0]
+        assert (group["weight_decay"], group["betas"][1], group["eps"]) == (0.3, 0.99, 1e-8), call
+        assert ", eps=" not in tuned[call]  # (the default is left out)
     model = mlp()
     given = range_test(model, pairs(), optimizer=torch.optim.RMSprop(model.parameters(), lr=0.1), **SETTINGS)
     assert given.recommendation["one_cycle"].startswith("opt = your RMSprop (first group's lr")

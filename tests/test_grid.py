@@ -53,6 +53,14 @@ def test_an_adamw_grid_recommends_and_trains_the_fused_adamw(tmp_path, capsys):
     assert "training 1 epochs with FusedOneCycleAdamW(" in printed and "momentum" not in printed.split("training")[1]
 
 
+def test_an_adamw_grid_refuses_a_momentum_list_before_the_first_sweep():
+    started = []
+    with pytest.raises(ValueError, match=r"momenta: .* vary weight_decays only"):
+        range_test_grid(digits_cnn(), digits_loader, momenta=[0.9, 0.95], optimizer="adamw",
+                        on_start=lambda *args: started.append(args), **SWEEP)
+    assert started == []
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [

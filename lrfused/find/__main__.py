@@ -69,7 +69,8 @@ def build_parser():
     parser.add_argument("--json", action="store_true", help="print the JSON to stdout instead of the table")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-cuda-graph", action="store_true", help="run the sweep eagerly on CUDA too")
-    parser.add_argument("--then-train", type=int, metavar="EPOCHS", help="then train the model for EPOCHS epochs with FusedOneCycleSGD at the recommended max_lr")
+    parser.add_argument("--then-train", type=int, metavar="EPOCHS", help="then train the model for EPOCHS epochs with the 1cycle optimizer of the family swept "
+                             "(FusedOneCycleSGD, or FusedOneCycleAdamW with --optimizer adamw) at the recommended max_lr")
     parser.add_argument("--val-data", metavar="MODULE:CALLABLE", help="validation batches for --then-train (default with the built-in data: its held-out split)")
     return parser
 

@@ -20,6 +20,7 @@ from lrfused.find.distributed import is_main_rank
 from lrfused.find.batched import VmapUnsupported, run_batched_sweeps
 from lrfused.find.range_test import _progress_bar, checked_config, range_test, result_of
 from lrfused.find.restore import Snapshot
+from lrfused.find.stepping import SGD_MOMENTUM, optimizer_name
 from lrfused.find.result import finite_or_none
 
 MAX_COMBINATIONS = 16  # more needs an explicit yes (the CLI's --yes, the API's max_combinations)
@@ -185,6 +186,10 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
     sweep.
     """
     weight_decays, momenta = check_grid(weight_decays, momenta, max_combinations)
+    optimizer = kwargs.get("optimizer", "sgd")
+    if optimizer != "sgd" and momenta != [SGD_MOMENTUM]:  # before any sweep, not at the second one
+        raise ValueError(f"momenta: the grid's momenta set the fused SGD sweep; with optimizer="
+                         f"{optimizer_name(optimizer)} vary weight_decays only (got momenta {momenta})")
     if batched not in (True, False, "auto"):
         raise ValueError(f"batched must be True, False or 'auto', got {batched!r}")
     combinations = list(itertools.product(weight_decays, momenta))

@@ -83,7 +83,7 @@ def range_test(
 
     The sweep stops when it diverges (see lrfused.find.analysis), checking every `check_every` steps
     (1 on CPU, 10 on CUDA by default). On CUDA the step is captured in a CUDA graph unless
-    cuda_graph=False (or the LR is written on the host: an optimizer other than "sgd"; or fp16).
+    cuda_graph=False (or the LR is written on the host: an optimizer instance; or fp16).
 
     The model's parameters, buffers, grads and train/eval modes, the state of `optimizer` (an
     instance) and of any `optimizers` given, and the RNG states are restored bit for bit
@@ -226,7 +226,8 @@ def result_of(record, config, device, started):
     if not all(math.isfinite(s) for s in curve):
         suggestions = {name: None for name in suggestions}
     recommendation = analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr)
-    recommendation = optimizer_calls(recommendation, config.optimizer)
+    adamw_settings = {"betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay}
+    recommendation = optimizer_calls(recommendation, config.optimizer, adamw_settings)
     timings = dict(record.timings)
     timings["total_s"] = time.perf_counter() - started
     if record.timings.get("steps"):

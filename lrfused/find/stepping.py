@@ -31,7 +31,7 @@ def check_optimizer(model, optimizer, *, betas, eps, weight_decay, momentum, nes
         if schedule is not None and not isinstance(schedule, Constant):
             raise ValueError(f"optimizer: {type(optimizer).__name__} computes its own LR from its schedule "
                              f"({type(schedule).__name__}) in the kernel, so a sweep cannot set it; use "
-                             "lrfused.FusedSGD(params, schedule=Constant()) or optimizer='sgd'")
+                             "lrfused.FusedSGD / FusedAdamW(params, schedule=Constant()), or optimizer='sgd' / 'adamw'")
         given = [name for name, value in (("betas", betas), ("eps", eps), ("weight_decay", weight_decay)) if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: an optimizer instance sweeps with its own hyperparameters; "
