@@ -43,6 +43,11 @@ def test_the_recommendation_matches_the_optimizer():
         group = eval(tuned[call], {"lrfused": lrfused, "model": model, "loader": loader, "epochs": epochs}).param_groups[0]
         assert (group["weight_decay"], group["betas"][1], group["eps"]) == (0.3, 0.99, 1e-8), call
         assert ", eps=" not in tuned[call]  # (the default is left out)
+    # And the SGD sweep's weight decay and nesterov with the SGD drop-ins.
+    tuned = range_test(mlp(), pairs(), weight_decay=5e-4, nesterov=True, **SETTINGS).recommendation
+    for call in ("one_cycle", "cyclic", "warm_restarts"):
+        group = eval(tuned[call], {"lrfused": lrfused, "model": model, "loader": loader, "epochs": epochs}).param_groups[0]
+        assert (group["weight_decay"], group["nesterov"]) == (5e-4, True), call
     model = mlp()
     given = range_test(model, pairs(), optimizer=torch.optim.RMSprop(model.parameters(), lr=0.1), **SETTINGS)
     assert given.recommendation["one_cycle"].startswith("opt = your RMSprop (first group's lr")

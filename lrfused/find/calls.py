@@ -2,20 +2,29 @@
 lrfused.find.analysis.recommend), its fused AdamW family, or a given optimizer with torch's schedulers."""
 
 
-# torch.optim.AdamW's defaults: a recommended AdamW call names only the settings that differ
-ADAMW_DEFAULTS = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
+# The sweep settings a recommended call of lrfused's families carries where they differ from these
+# defaults (the drop-ins' own; AdamW's are torch's).
+DEFAULTS = {
+    "sgd": {"weight_decay": 0.0, "nesterov": False},
+    "adamw": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2},
+}
+CALLS = ("one_cycle", "cyclic", "warm_restarts")
 
 
-def optimizer_calls(recommendation, optimizer, adamw_settings=None):
+def optimizer_calls(recommendation, optimizer, settings=None):
     """`recommendation` (from lrfused.find.analysis.recommend) with its one_cycle / cyclic /
-    warm_restarts calls for `optimizer` ("sgd", "adamw" or "<class name> (given)"); an AdamW call
-    carries the sweep's `adamw_settings` (betas, eps, weight_decay) where they are not torch's defaults."""
-    if recommendation is None or optimizer == "sgd":
+    warm_restarts calls for `optimizer` ("sgd", "adamw" or "<class name> (given)"); a call of
+    lrfused's families carries the sweep's `settings` (a dict of the family's DEFAULTS keys) where
+    they are not the defaults."""
+    if recommendation is None:
         return recommendation
+    defaults = DEFAULTS.get(optimizer, {})
+    extra = "".join(f", {name}={value!r}" for name, value in (settings or {}).items()
+                    if name in defaults and value != defaults[name])
+    if optimizer == "sgd":  # analysis.recommend's calls, each ending with its ")"
+        return {**recommendation, **{call: recommendation[call][:-1] + extra + ")" for call in CALLS}}
     max_lr, base_lr = recommendation["max_lr"], recommendation["base_lr"]
     if optimizer == "adamw":
-        extra = "".join(f", {name}={value!r}" for name, value in (adamw_settings or {}).items()
-                        if value != ADAMW_DEFAULTS[name])
         fused = "lrfused.FusedAdamW(model.parameters(), schedule=lrfused.schedules."
         return {
             **recommendation,

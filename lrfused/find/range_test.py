@@ -226,8 +226,8 @@ def result_of(record, config, device, started):
     if not all(math.isfinite(s) for s in curve):
         suggestions = {name: None for name in suggestions}
     recommendation = analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr)
-    adamw_settings = {"betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay}
-    recommendation = optimizer_calls(recommendation, config.optimizer, adamw_settings)
+    settings = {"betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay, "nesterov": config.nesterov}
+    recommendation = optimizer_calls(recommendation, config.optimizer, settings)
     timings = dict(record.timings)
     timings["total_s"] = time.perf_counter() - started
     if record.timings.get("steps"):
