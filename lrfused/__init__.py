@@ -5,6 +5,7 @@ from lrfused._ext import _C
 from lrfused.cyclic import FusedCyclicSGD
 from lrfused.fused_adamw import FusedAdamW, FusedOneCycleAdamW
 from lrfused.fused_sgd import FusedSGD
+from lrfused.kernel_scheduler import KernelScheduler
 from lrfused.one_cycle import FusedOneCycleSGD
 from lrfused.ramp import FusedRampSGD
 from lrfused.warm_restarts import FusedWarmRestartsSGD
@@ -25,6 +26,7 @@ __all__ = [
     "FusedRampSGD",
     "FusedAdamW",
     "FusedOneCycleAdamW",
+    "KernelScheduler",
     "schedules",
     "cuda_built",
     "__version__",
