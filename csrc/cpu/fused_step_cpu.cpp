@@ -21,7 +21,7 @@ constexpr int64_t kGrainSize = 32768;
 bool has_avx512() {
 #if defined(__x86_64__) && defined(__GNUC__)
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c");
+         __builtin_cpu_supports("avx512dq");
 #else
   return false;
 #endif
@@ -29,7 +29,7 @@ bool has_avx512() {
 
 bool has_avx2() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2");
 #else
   return false;
 #endif
@@ -43,7 +43,7 @@ UpdateRangeFn pick_update_range() {
   TORCH_CHECK(choice.empty() || choice == "default" || choice == "avx2" || choice == "avx512",
               "LRFUSED_CPU_LOOPS must be default, avx2 or avx512, got '", choice, "'");
   TORCH_CHECK(choice != "avx512" || has_avx512(), "LRFUSED_CPU_LOOPS=avx512, but this processor has no AVX-512");
-  TORCH_CHECK(choice != "avx2" || has_avx2(), "LRFUSED_CPU_LOOPS=avx2, but this processor has no AVX2 (and F16C)");
+  TORCH_CHECK(choice != "avx2" || has_avx2(), "LRFUSED_CPU_LOOPS=avx2, but this processor has no AVX2");
   if (choice == "default") {
     return update_tensor_range_default;
   }

@@ -11,7 +11,7 @@
 namespace lrfused {
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC push_options
-#pragma GCC target("avx2,f16c")
+#pragma GCC target("avx2")
 namespace cpu_avx2 {
 #define LRFUSED_UPDATE_RANGE update_tensor_range
 #include "cpu/update_loops.inc"

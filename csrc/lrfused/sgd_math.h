@@ -24,8 +24,9 @@ struct StepScalars {
   opmath_t weight_decay;
   opmath_t momentum;
   opmath_t one_minus_dampening;
-  opmath_t inv_grad_scale;
-  bool maximize;
+  // GradScaler's inverse scale, negated under maximize: (g * inv) * -1 == g * -inv exactly, and a
+  // multiply, unlike a select on a flag, keeps the CPU loop vectorisable.
+  opmath_t signed_inv_grad_scale;
 };
 
 // inv_grad_scale: as GradScaler computes it, float(1 / double(scale)).
@@ -33,12 +34,12 @@ template <typename opmath_t>
 LRFUSED_HOST_DEVICE inline StepScalars<opmath_t> make_step_scalars(const GroupConfig& g, ScheduleValue v,
                                                                    float inv_grad_scale) {
   StepScalars<opmath_t> s;
-  s.inv_grad_scale = static_cast<opmath_t>(inv_grad_scale);
+  const opmath_t inv = static_cast<opmath_t>(inv_grad_scale);
+  s.signed_inv_grad_scale = g.maximize ? -inv : inv;
   s.neg_lr = static_cast<opmath_t>(-v.lr);
   s.weight_decay = static_cast<opmath_t>(g.weight_decay);
   s.momentum = static_cast<opmath_t>(v.momentum);
   s.one_minus_dampening = static_cast<opmath_t>(1 - g.dampening);
-  s.maximize = g.maximize;
   return s;
 }
 
@@ -59,8 +60,7 @@ LRFUSED_HOST_DEVICE inline float inverse_grad_scale(const float* grad_scale) {
 template <bool kDecay, bool kMomentum, bool kFirst, bool kNesterov, typename opmath_t>
 LRFUSED_HOST_DEVICE inline void sgd_update(opmath_t& param, opmath_t grad, opmath_t& buf,
                                            const StepScalars<opmath_t>& s) {
-  opmath_t g = grad * s.inv_grad_scale;
-  g = s.maximize ? -g : g;
+  opmath_t g = grad * s.signed_inv_grad_scale;
   if (kDecay) {
     g = g + s.weight_decay * param;
   }
