@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 import lrfused
 from adamw_reference import MOMENT_KEYS, TOLERANCES, assert_states_match, assert_step_matches, run_and_compare
 from conftest import DEVICES, DTYPES, dtype_id
-from test_amp import INF_STEPS, _batch, _model
+from test_amp import INF_STEPS, _model, _train_step
 
 F32 = TOLERANCES[torch.float32]
 STEPS = 12
@@ -337,16 +337,6 @@ def test_hold_final_lr(device):
 # --- 6: GradScaler -------------------------------------------------------------------------------
 
 AMP_STEPS = 12  # (the model, batches and overflowing steps of the SGD family's GradScaler tests)
-
-
-def _train_step(model, opt, scaler, step, device):
-    x, y = _batch(step, device)
-    opt.zero_grad()
-    scaler.scale(torch.nn.functional.mse_loss(model(x), y)).backward()
-    scale_before = scaler.get_scale()
-    scaler.step(opt)
-    scaler.update()
-    return scaler.get_scale() < scale_before  # the step was skipped
 
 
 # torch warns when the reference's first optimizer step was skipped by the scaler: expected here.
