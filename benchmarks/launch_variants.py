@@ -47,17 +47,33 @@ def device_table(device):
         opt.step()
 
 
+def _capture_and_replay(opt, replays=3):
+    """One eager step (it makes the state), one captured, `replays` replays."""
+    opt.step()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+    for _ in range(replays):
+        graph.replay()
+    torch.cuda.synchronize()
+
+
+def _scaled_steps(opt, params, device):
+    """Three GradScaler steps of a bf16 model, the second one overflowing (skipped)."""
+    scaler = torch.amp.GradScaler(device, init_scale=2.0**16)
+    for step in range(3):
+        opt.zero_grad()
+        loss = sum(p.float().square().sum() for p in params) * (float("inf") if step == 1 else 1.0)  # 1: skipped
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+
 def captured(device):
     if device != "cuda":
         return "skipped: CUDA graphs only"
     params = _params([1 + i % 7 * 50 for i in range(MANY)], device)
-    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10)
-    opt.step()  # eager: makes the momentum state
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        opt.step()
-    for _ in range(3):
-        graph.replay()
+    _capture_and_replay(lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10))
     return None
 
 
@@ -70,14 +86,7 @@ def master_weights(device):
 
 def grad_scaler(device):
     params = [p.requires_grad_() for p in _params([1, 300, 4097], device, torch.bfloat16)]
-    opt = lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10, master_weights=True)
-    scaler = torch.amp.GradScaler(device, init_scale=2.0**16)
-    for step in range(3):
-        opt.zero_grad()
-        loss = sum(p.float().square().sum() for p in params) * (float("inf") if step == 1 else 1.0)  # 1: skipped
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+    _scaled_steps(lrfused.FusedOneCycleSGD(params, max_lr=0.1, total_steps=10, master_weights=True), params, device)
 
 
 def table(device):
@@ -136,13 +145,7 @@ def adamw_captured(device):
         return "skipped: CUDA graphs only"
     params = _params([(1 + i % 7 * 50) if i % 9 else 0 for i in range(MANY)], device)
     opt = lrfused.FusedOneCycleAdamW(params, max_lr=0.1, total_steps=10, amsgrad=True)
-    opt.step()  # eager: makes the state
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        opt.step()
-    for _ in range(3):
-        graph.replay()
-    torch.cuda.synchronize()
+    _capture_and_replay(opt)
     _assert_param_steps(opt, params, 4, "adamw_captured")
     return None
 
@@ -159,13 +162,7 @@ def adamw_master_weights(device):
 def adamw_grad_scaler(device):
     params = [p.requires_grad_() for p in _params([1, 300, 4097], device, torch.bfloat16)]
     opt = lrfused.FusedOneCycleAdamW(params, max_lr=0.1, total_steps=10, master_weights=True, amsgrad=True)
-    scaler = torch.amp.GradScaler(device, init_scale=2.0**16)
-    for step in range(3):
-        opt.zero_grad()
-        loss = sum(p.float().square().sum() for p in params) * (float("inf") if step == 1 else 1.0)  # 1: skipped
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+    _scaled_steps(opt, params, device)
     _assert_param_steps(opt, params, 2, "adamw_grad_scaler")
 
 

@@ -20,7 +20,6 @@ struct SGDStep {
 struct AdamWStep {
   AdamWScalars<float> f32;
   AdamWScalars<double> f64;
-  AdamWFlags flags;  // lerp_from_start: from the scalars of the tensor's math type
 };
 
 struct TensorPlan {

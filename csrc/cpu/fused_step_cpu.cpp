@@ -81,8 +81,7 @@ class StepValues {
       const double param_step = static_cast<double>(*static_cast<const float*>(t.count) + 1.0f);
       if (adamw_.empty() || adamw_group_ != t.group || adamw_step_ != param_step) {
         adamw_.push_back(AdamWStep{make_adamw_scalars<float>(g, v, param_step, inv_grad_scale_),
-                                   make_adamw_scalars<double>(g, v, param_step, inv_grad_scale_),
-                                   AdamWFlags{g.weight_decay != 0.0, g.amsgrad, false}});
+                                   make_adamw_scalars<double>(g, v, param_step, inv_grad_scale_)});
         adamw_group_ = t.group;
         adamw_step_ = param_step;
       }

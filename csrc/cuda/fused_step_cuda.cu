@@ -167,8 +167,7 @@ __device__ __forceinline__ void adamw_element(scalar_t& p, float& m, const scala
 }
 
 template <typename scalar_t, bool kMaster>
-__device__ void adamw_chunk(const TensorMeta& t, int64_t chunk, const AdamWScalars<opmath_of<scalar_t>>& s,
-                            AdamWFlags flags) {
+__device__ void adamw_chunk(const TensorMeta& t, int64_t chunk, const AdamWScalars<opmath_of<scalar_t>>& s) {
   using state_t = std::conditional_t<kMaster, float, scalar_t>;  // the moments' type
   constexpr int kVec = 16 / sizeof(scalar_t);
   using VecT = Vec<scalar_t, kVec>;
@@ -183,10 +182,10 @@ __device__ void adamw_chunk(const TensorMeta& t, int64_t chunk, const AdamWScala
   const int64_t begin = chunk * kChunkSize;
   const int64_t end = min(begin + kChunkSize, t.numel);
   const bool aligned = is_aligned(p, sizeof(VecT)) && is_aligned(g, sizeof(VecT)) && is_aligned(e1, sizeof(StateVec)) &&
-                       is_aligned(e2, sizeof(StateVec)) && (!flags.amsgrad || is_aligned(em, sizeof(StateVec))) &&
+                       is_aligned(e2, sizeof(StateVec)) && (!s.amsgrad || is_aligned(em, sizeof(StateVec))) &&
                        (!kMaster || is_aligned(m, sizeof(MasterVec)));
 
-  dispatch_adamw_flags(flags, [&](auto decay, auto amsgrad, auto lerp_from_start) {
+  dispatch_adamw_flags(s, [&](auto decay, auto amsgrad, auto lerp_from_start) {
     constexpr bool kDecay = decltype(decay)::value;
     constexpr bool kAmsgrad = decltype(amsgrad)::value;
     constexpr bool kLerpFromStart = decltype(lerp_from_start)::value;
@@ -315,28 +314,25 @@ __device__ __forceinline__ void adamw_block(const TensorMeta& t, const GroupConf
   if (skip) {
     return;
   }
-  // (lerp_from_start from the scalars of the tensor's math type: float(1 - beta1) may round to 0.5)
-  const bool lerp_from_start = t.dtype == c10::ScalarType::Double ? s64.lerp_from_start : s32.lerp_from_start;
-  const AdamWFlags flags{group.weight_decay != 0.0, group.amsgrad, lerp_from_start};
   switch (t.dtype) {
     case c10::ScalarType::Float:
-      adamw_chunk<float, false>(t, chunk, s32, flags);
+      adamw_chunk<float, false>(t, chunk, s32);
       break;
     case c10::ScalarType::Double:
-      adamw_chunk<double, false>(t, chunk, s64, flags);
+      adamw_chunk<double, false>(t, chunk, s64);
       break;
     case c10::ScalarType::Half:
       if (t.master != nullptr) {
-        adamw_chunk<c10::Half, true>(t, chunk, s32, flags);
+        adamw_chunk<c10::Half, true>(t, chunk, s32);
       } else {
-        adamw_chunk<c10::Half, false>(t, chunk, s32, flags);
+        adamw_chunk<c10::Half, false>(t, chunk, s32);
       }
       break;
     case c10::ScalarType::BFloat16:
       if (t.master != nullptr) {
-        adamw_chunk<c10::BFloat16, true>(t, chunk, s32, flags);
+        adamw_chunk<c10::BFloat16, true>(t, chunk, s32);
       } else {
-        adamw_chunk<c10::BFloat16, false>(t, chunk, s32, flags);
+        adamw_chunk<c10::BFloat16, false>(t, chunk, s32);
       }
       break;
     default:

@@ -36,6 +36,8 @@ struct AdamWScalars {
   // GradScaler's inverse scale, negated under maximize: (g * inv) * -1 == g * -inv exactly, and a
   // multiply, unlike a select, keeps the CPU loop vectorisable.
   opmath_t signed_inv_grad_scale;
+  bool decay;    // weight_decay != 0
+  bool amsgrad;
 };
 
 // `step`: the param's step count including this step, as torch reads it (a float32 tensor's value).
@@ -58,20 +60,17 @@ LRFUSED_HOST_DEVICE inline AdamWScalars<opmath_t> make_adamw_scalars(const Group
   s.neg_step_size = static_cast<opmath_t>(-(lr / bias_correction1));
   const opmath_t inv = static_cast<opmath_t>(inv_grad_scale);
   s.signed_inv_grad_scale = g.maximize ? -inv : inv;
+  s.decay = g.weight_decay != 0.0;
+  s.amsgrad = g.amsgrad;
   return s;
 }
 
-// Compile-time in the kernels: a select on a runtime flag inside the loop stops the CPU loop from
-// vectorising.
-struct AdamWFlags {
-  bool decay;            // weight_decay != 0
-  bool amsgrad;
-  bool lerp_from_start;  // AdamWScalars::lerp_from_start
-};
-
-template <typename F>
-LRFUSED_HOST_DEVICE inline void dispatch_adamw_flags(const AdamWFlags& u, F&& f) {
-  const bool flags[3] = {u.decay, u.amsgrad, u.lerp_from_start};
+// Calls f with the scalars' branches (decay, amsgrad, lerp_from_start) as compile-time constants: a
+// select on a runtime flag inside the loop stops the CPU loop from vectorising. (lerp_from_start is
+// the math type's own: float(1 - beta1) may round to 0.5 where the double does not.)
+template <typename opmath_t, typename F>
+LRFUSED_HOST_DEVICE inline void dispatch_adamw_flags(const AdamWScalars<opmath_t>& s, F&& f) {
+  const bool flags[3] = {s.decay, s.amsgrad, s.lerp_from_start};
   dispatch_flags<3>(f, flags);
 }
 
