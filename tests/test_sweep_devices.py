@@ -8,16 +8,16 @@ import torch
 from conftest import requires_cuda
 from lrfused.find import range_test, stepping, sweep
 from lrfused.find.builtin import digits_cnn, digits_loader
-from lrfused.ramp import FusedRampSGD
+from lrfused.fused_sgd import FusedSGD
 
 
-class _StepThatDoesNotRun(FusedRampSGD):
+class _StepThatDoesNotRun(FusedSGD):
     def step(self, closure=None):
         return None
 
 
 def test_a_sweep_whose_steps_do_not_run_stops_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr(stepping, "FusedRampSGD", _StepThatDoesNotRun)
+    monkeypatch.setattr(stepping, "FusedSGD", _StepThatDoesNotRun)
     with pytest.raises(RuntimeError, match="the optimizer counted 0 of 1 steps"):
         range_test(digits_cnn(), digits_loader(), num_iter=5, progress=False)
 

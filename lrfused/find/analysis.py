@@ -24,9 +24,12 @@ they are given. fastai's steep is the left point of the steepest forward differe
 curve, so on a noisy curve it can fall past the minimum; here it is looked for before the minimum
 only, with central differences, which estimate the slope at the point itself.
 
-The recommended 1cycle max_lr is a third of the LR at the lowest smoothed loss: half a decade below
-where the loss stops falling, not at the minimum itself, where training is already unstable. The
-cyclical band is [max_lr / 4, max_lr], within Smith's base_lr = max_lr / 3 to max_lr / 10. Warm
+The recommended 1cycle max_lr, when range_test knows the training budget (total_steps), is the one
+its confirmation stage found by training candidates briefly (lrfused.find.confirm). Without it, the
+curve's rule: a third of the LR at the lowest smoothed loss, half a decade below where the loss
+stops falling, not at the minimum itself, where training is already unstable; the oracle's best
+lies 1/2 to 1/29 of that LR depending on the task (benchmarks/lr_quality), so this rule can be
+several times off, which is why the confirmation exists. The cyclical band is [max_lr / 4, max_lr], within Smith's base_lr = max_lr / 3 to max_lr / 10. Warm
 restarts restart at max_lr and anneal down to that base_lr.
 """
 import math
@@ -109,16 +112,18 @@ def valley_index(losses):
     return max_start + int(sections) + int(sections / 2)
 
 
-def recommend(suggestions, end_lr):
-    """The recommended max_lr (1cycle) and [base_lr, max_lr] (cyclical), or None without a curve."""
+def recommend(suggestions, end_lr, confirmed_max_lr=None):
+    """The recommended max_lr (1cycle) and [base_lr, max_lr] (cyclical), or None without a curve:
+    confirmed_max_lr where the confirmation stage found one, else the curve's rule."""
     if suggestions.get("minimum") is None:
         return None
     lr_at_minimum = suggestions["minimum"] * 10
-    max_lr = lr_at_minimum / MAX_LR_DIVISOR
+    max_lr = lr_at_minimum / MAX_LR_DIVISOR if confirmed_max_lr is None else confirmed_max_lr
     base_lr = max_lr / BASE_LR_DIVISOR
     return {
         "max_lr": max_lr,
         "base_lr": base_lr,
+        "rule": "curve" if confirmed_max_lr is None else "confirmed",
         "lr_at_minimum": lr_at_minimum,
         # The loss still fell at the end of the sweep: the true bound may lie higher.
         "still_falling_at_end": lr_at_minimum >= end_lr * 0.999,

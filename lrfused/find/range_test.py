@@ -10,6 +10,7 @@ from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
 from lrfused.find.batch import BatchLoss
 from lrfused.find.calls import optimizer_calls
+from lrfused.find.confirm import cannot_confirm, confirm, planned_steps
 from lrfused.find.distributed import check_same_on_every_rank, is_distributed, is_main_rank
 from lrfused.find.precision import check_precision
 from lrfused.find.restore import Snapshot
@@ -46,6 +47,7 @@ def range_test(
     accumulation_steps=1,
     val_data=None,
     val_every=1,
+    total_steps=None,
 ):
     """Sweeps the LR from start_lr to end_lr over num_iter training steps and returns what it found.
 
@@ -79,7 +81,17 @@ def range_test(
     batches, each loss divided by k as in training; the recorded loss is the mean of the k.
     val_data: batches (re-iterable) whose mean loss, in eval mode without grad, is recorded every
     `val_every` steps (result.val_lrs / val_losses), plotted, and read for the suggestions instead
-    of the training loss (divergence is still judged on the training loss).
+    of the training loss (divergence is still judged on the training loss); val_every=None records
+    none during the sweep (val_data then only scores the confirmation's candidates).
+
+    total_steps: the number of optimizer steps the 1cycle training will take. Given, the recommended
+    max_lr is confirmed by training (lrfused.find.confirm): four candidate max_lrs below the LR
+    at the training loss's smoothed minimum, each trained total_steps // 16 steps of 1cycle from the
+    model's starting point with the sweep's optimizer and settings and scored by the validation loss
+    (val_data) or else the training loss it ends with; the best, refined between its neighbours,
+    divided by 2**0.75 (a short run favours a higher LR than the full budget). The whole find then
+    costs num_iter + total_steps // 4 training steps. Without it (or where the confirmation cannot
+    run: result.confirmation says why) max_lr is the LR at the smoothed minimum / 3.
 
     The sweep stops when it diverges (see lrfused.find.analysis), checking every `check_every` steps
     (1 on CPU, 10 on CUDA by default). On CUDA the step is captured in a CUDA graph unless
@@ -94,20 +106,29 @@ def range_test(
         diverge_threshold=diverge_threshold, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
         check_every=check_every, cuda_graph=cuda_graph, optimizer=optimizer, betas=betas, eps=eps,
         batch_loss=batch_loss, precision=precision, accumulation_steps=accumulation_steps,
-        val_data=val_data, val_every=val_every,
+        val_data=val_data, val_every=val_every, total_steps=total_steps,
     )
     if _is_datamodule(data):  # prepared only once the arguments are known to be good
         data = _train_dataloader(data)
     started = time.perf_counter()
     instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
     snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
-    bar = _progress_bar(num_iter, progress)
+    unconfirmed = cannot_confirm(total_steps, optimizer, data)
+    bar = _progress_bar(num_iter + (planned_steps(total_steps) if unconfirmed is None else 0), progress)
+    confirmation = {"ran": False, "reason": unconfirmed}
     try:
-        record = run_sweep(model, data, loss, config, bar, optimizer=instance, val_data=val_data)
+        sweep_val = val_data if val_every is not None else None
+        record = run_sweep(model, data, loss, config, bar, optimizer=instance, val_data=sweep_val)
+        anchor = read_curve(record, config)["train_minimum_lr"]
+        if unconfirmed is None and anchor is None:
+            confirmation["reason"] = "no usable training curve to place the candidates on"
+        elif unconfirmed is None:
+            snapshot.restore()  # each candidate trains from the model's starting point
+            confirmation = confirm(model, data, loss, config, snapshot.restore, anchor, total_steps, val_data, bar)
     finally:
         bar.close()
         snapshot.restore()
-    return result_of(record, config, device, started)
+    return result_of(record, config, device, started, confirmation, total_steps)
 
 
 def checked_config(model, data, loss_fn, **settings):
@@ -120,7 +141,8 @@ def checked_config(model, data, loss_fn, **settings):
         check_same_on_every_rank(None, error)  # raises it (under torch.distributed, once every rank knows)
         raise
     val_data = settings.get("val_data")
-    check_same_on_every_rank({**vars(config), "val_batches": _count_of(val_data)})
+    check_same_on_every_rank({**vars(config), "val_batches": _count_of(val_data),
+                              "total_steps": settings.get("total_steps")})
     return config, loss, device
 
 
@@ -137,7 +159,8 @@ def _count_of(val_data):
 
 def _checked_here(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
                   weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None,
-                  batch_loss=None, precision="fp32", accumulation_steps=1, val_data=None, val_every=1):
+                  batch_loss=None, precision="fp32", accumulation_steps=1, val_data=None, val_every=1,
+                  total_steps=None):
     """This rank's arguments checked, as (SweepConfig, BatchLoss, device)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -155,7 +178,10 @@ def _checked_here(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smo
         check_every = 10 if device.type == "cuda" else 1
     check_int("check_every", check_every, minimum=1)
     check_int("accumulation_steps", accumulation_steps, minimum=1)
-    check_int("val_every", val_every, minimum=1)
+    if val_every is not None:
+        check_int("val_every", val_every, minimum=1)
+    if total_steps is not None:
+        check_int("total_steps", total_steps, minimum=1)
     check_val_data(val_data)
     check_precision(precision, device)
     betas, eps, weight_decay = check_optimizer(model, optimizer, betas=betas, eps=eps, weight_decay=weight_decay,
@@ -203,8 +229,11 @@ def _train_dataloader(datamodule):
     return datamodule.train_dataloader()
 
 
-def result_of(record, config, device, started):
-    """The RangeTestResult of a finished sweep."""
+def read_curve(record, config):
+    """A finished sweep's curves and suggestions: the recorded steps' lrs, losses and smoothed losses,
+    the validation points, the suggestions (read off the validation curve where there is one, before
+    divergence) and train_minimum_lr, the LR at the training loss's smoothed minimum (None without a
+    usable finite curve), which places the confirmation's candidates."""
     start_lr, end_lr, num_iter, mode = config.start_lr, config.end_lr, config.num_iter, config.mode
     end = record.diverged_at + 1 if record.diverged_at is not None else len(record.losses)
     skipped = set(record.skipped)
@@ -225,7 +254,20 @@ def result_of(record, config, device, started):
     suggestions = analysis.suggest(curve_lrs, curve)
     if not all(math.isfinite(s) for s in curve):
         suggestions = {name: None for name in suggestions}
-    recommendation = analysis.recommend(suggestions, lrs[usable - 1] if usable else end_lr)
+    train_curve = smoothed[:usable]
+    train_minimum_lr = None
+    if len(train_curve) >= 3 and all(math.isfinite(s) for s in train_curve):
+        train_minimum_lr = lrs[min(range(usable), key=train_curve.__getitem__)]
+    return {"lrs": lrs, "losses": losses, "smoothed": smoothed, "val_lrs": val_lrs, "val_losses": val_losses,
+            "suggestions": suggestions, "last_lr": lrs[usable - 1] if usable else end_lr,
+            "train_minimum_lr": train_minimum_lr}
+
+
+def result_of(record, config, device, started, confirmation=None, total_steps=None):
+    """The RangeTestResult of a finished sweep (and of its confirmation, lrfused.find.confirm)."""
+    curve = read_curve(record, config)
+    confirmation = confirmation or {"ran": False, "reason": None}
+    recommendation = analysis.recommend(curve["suggestions"], curve["last_lr"], confirmation.get("max_lr"))
     settings = {"betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay, "nesterov": config.nesterov}
     recommendation = optimizer_calls(recommendation, config.optimizer, settings)
     timings = dict(record.timings)
@@ -233,20 +275,33 @@ def result_of(record, config, device, started):
     if record.timings.get("steps"):
         timings["ms_per_step"] = 1e3 * record.timings["sweep_s"] / record.timings["steps"]
     return RangeTestResult(
-        lrs=lrs,
-        losses=losses,
-        smoothed=smoothed,
-        suggestions=suggestions,
+        lrs=curve["lrs"],
+        losses=curve["losses"],
+        smoothed=curve["smoothed"],
+        suggestions=curve["suggestions"],
         recommendation=recommendation,
         end={"reason": record.end, "step": record.diverged_at, "passes": record.passes},
         skipped_steps=list(record.skipped),
-        val_lrs=val_lrs,
-        val_losses=val_losses,
+        val_lrs=curve["val_lrs"],
+        val_losses=curve["val_losses"],
         timings=timings,
         path=record.path,
         fallback_reason=record.fallback_reason,
         config={**vars(config), "device": str(device)},
+        confirmation=confirmation,
+        cost=cost_of(record, confirmation, total_steps),
     )
+
+
+def cost_of(record, confirmation, total_steps):
+    """The find's training steps (each accumulation_steps forward+backward passes): the sweep's and the
+    confirmation's, and together as a share of the training budget when it is known."""
+    sweep_steps = record.timings.get("steps", len(record.losses))
+    confirmation_steps = confirmation.get("steps_run", 0)
+    cost = {"sweep_steps": sweep_steps, "confirmation_steps": confirmation_steps, "total_steps": total_steps}
+    if total_steps:
+        cost["share_of_training"] = (sweep_steps + confirmation_steps) / total_steps
+    return cost
 
 
 class _NoProgress:

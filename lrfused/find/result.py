@@ -3,6 +3,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from lrfused.find.confirm import FLAT, HORIZON_DIVISOR
 from lrfused.find.distributed import is_main_rank
 
 
@@ -21,6 +22,10 @@ class RangeTestResult:
     skipped_steps: list = field(default_factory=list)  # steps an fp16 GradScaler skipped: not in lrs/losses
     val_lrs: list = field(default_factory=list)  # the LR of each validation loss (with val_data)
     val_losses: list = field(default_factory=list)
+    # how max_lr was chosen: lrfused.find.confirm's record ({"ran": True, "candidates": ...}), or
+    # {"ran": False, "reason": why not} (then the curve's rule stands)
+    confirmation: dict = field(default_factory=lambda: {"ran": False, "reason": None})
+    cost: dict = field(default_factory=dict)  # training steps of the sweep and the confirmation
 
     def to_dict(self):
         skipped = set(self.skipped_steps)  # (numbered as the sweep's steps)
@@ -39,6 +44,8 @@ class RangeTestResult:
             "config": self.config,
             "skipped_steps": self.skipped_steps,
             "validation": [{"lr": lr, "loss": loss} for lr, loss in zip(self.val_lrs, self.val_losses)],
+            "confirmation": self.confirmation,
+            "cost": self.cost,
         }
 
     def to_json(self):
@@ -64,11 +71,41 @@ class RangeTestResult:
             lines.append(f"  the smoothed loss bottoms out at lr {r['lr_at_minimum']:.3g}")
             if r["still_falling_at_end"]:
                 lines.append("  warning: the loss was still falling at the last LR: sweep to a higher --end-lr")
+            lines.extend(f"  {line}" for line in self.how_chosen())
             lines.append(f"  recommended 1cycle max_lr {r['max_lr']:.3g}; cyclical band [{r['base_lr']:.3g}, {r['max_lr']:.3g}]")
             lines.append(f"    {r['one_cycle']}")
             lines.append(f"    {r['cyclic']}")
             lines.append(f"    {r['warm_restarts']}")
         return "\n".join(lines)
+
+    def how_chosen(self):
+        """Lines on how max_lr was chosen: the confirmation's candidates, pick, spread, warnings and
+        cost; or the curve's rule and why no confirmation ran."""
+        c, r = self.confirmation, self.recommendation
+        if not c.get("ran"):
+            why = c.get("reason") or "no confirmation ran"
+            return [f"max_lr by the curve's rule (LR at the smoothed minimum / 3): {why}",
+                    "  (pass total_steps / --total-steps, the steps you will train for, to confirm it by training)"]
+        lines = [f"confirmation: {len(c['candidates'])} candidates below the training loss's minimum at lr "
+                 f"{c['anchor_lr']:.3g}, {c['steps_per_candidate']} steps of 1cycle each, scored by {c['scored_by']}:",
+                 f"  {'max_lr':>10} {'score':>10}"]
+        for candidate in c["candidates"]:
+            score = candidate["score"]
+            shown = format(score, ".4g") if math.isfinite(score) else candidate["end"]
+            best = "  <- best" if candidate["max_lr"] == c["best_candidate"] else ""
+            lines.append(f"  {candidate['max_lr']:>10.3g} {shown:>10}{best}")
+        if r["rule"] == "confirmed":
+            low, high = c["spread"]["near_best_lrs"]
+            lines.append(f"  the best refined between its neighbours, / {HORIZON_DIVISOR:.2f} for the full budget "
+                         f"(a short run favours a higher LR): max_lr {r['max_lr']:.3g}")
+            lines.append(f"  spread: candidates within {FLAT:.0%} of the best span lr {low:.3g} to {high:.3g}; "
+                         f"the worst scored {c['spread']['worst_above_best']:.1%} above the best")
+        lines.extend(f"warning: {warning}" for warning in c["warnings"])
+        cost = self.cost
+        if cost.get("total_steps"):
+            lines.append(f"cost: {cost['sweep_steps']} sweep + {cost['confirmation_steps']} confirmation steps = "
+                         f"{cost['share_of_training']:.2f} of the {cost['total_steps']}-step training")
+        return lines
 
     def training_text(self):
         """The optimizer, precision and accumulation the sweep trained with."""
@@ -110,6 +147,7 @@ class RangeTestResult:
             r = self.recommendation
             ax.axvspan(r["base_lr"], r["max_lr"], color="C1", alpha=0.15, label="cyclical [base_lr, max_lr]")
             ax.axvline(r["max_lr"], color="C1", linestyle="--", label=f"1cycle max_lr {r['max_lr']:.2g}")
+        _plot_candidates(self, ax)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
@@ -124,6 +162,27 @@ class RangeTestResult:
                     fig.savefig(path, dpi=120)
                 plt.close(fig)
         return ax
+
+
+def _plot_candidates(result, ax):
+    """The confirmation's candidates and their scores, on a right-hand axis (diverged ones marked
+    at its top)."""
+    c = result.confirmation
+    if not c.get("ran"):
+        return
+    twin = ax.twinx()
+    finite = [(x["max_lr"], x["score"]) for x in c["candidates"] if math.isfinite(x["score"])]
+    failed = [x["max_lr"] for x in c["candidates"] if not math.isfinite(x["score"])]
+    if finite:
+        twin.plot(*zip(*finite), color="C5", marker="D", linewidth=1, label="confirmation candidates")
+        top = max(score for _, score in finite)
+    else:
+        top = 1.0
+    if failed:
+        twin.plot(failed, [top] * len(failed), color="C5", marker="x", linestyle="none", markersize=9,
+                  label="candidate diverged")
+    twin.set_ylabel(f"candidate's {c['scored_by'].split(' (')[0]} after {c['steps_per_candidate']} steps", color="C5")
+    twin.legend(fontsize=8, loc="lower left")
 
 
 def frame_y(ax, values):

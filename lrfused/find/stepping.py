@@ -6,7 +6,9 @@ import torch
 
 from lrfused._checks import check_number
 from lrfused.fused_adamw import FusedAdamW, check_betas
-from lrfused.ramp import FusedRampSGD, Ramp, ramp_lr
+from lrfused.fused_sgd import FusedSGD
+from lrfused.one_cycle import OneCycle
+from lrfused.ramp import Ramp, ramp_lr
 from lrfused.schedules import Constant
 
 OPTIMIZER_NAMES = ("sgd", "adamw")
@@ -53,7 +55,7 @@ def check_optimizer(model, optimizer, *, betas, eps, weight_decay, momentum, nes
         for name, value in (("betas", betas), ("eps", eps)):
             if value is not None:
                 raise ValueError(f"{name} applies to optimizer='adamw' only, got {name}={value!r} with optimizer='sgd'")
-        return None, None, 0.0 if weight_decay is None else weight_decay  # FusedRampSGD checks it
+        return None, None, 0.0 if weight_decay is None else weight_decay  # FusedSGD checks it
     # torch.optim.AdamW's defaults
     betas = check_betas("betas", (0.9, 0.999) if betas is None else betas)
     eps = check_number("eps", 1e-8 if eps is None else eps, strictly_above=True)
@@ -62,20 +64,27 @@ def check_optimizer(model, optimizer, *, betas, eps, weight_decay, momentum, nes
 
 
 def make_stepper(model, config, optimizer):
-    """The stepper for config.optimizer ("sgd", "adamw") or the given optimizer instance."""
+    """The stepper for config.optimizer ("sgd", "adamw") or the given optimizer instance: the sweep's
+    ramp, or with config.one_cycle_lr a 1cycle run of config.num_iter steps at that max_lr (torch's
+    OneCycleLR defaults, momentum / beta1 cycled), as the recommendation's confirmation trains."""
     if isinstance(optimizer, torch.optim.Optimizer):
         return WrittenLR(optimizer, config)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no parameters that require grad: there is nothing to sweep")
+    if config.one_cycle_lr is None:
+        schedule = Ramp(start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode)
+    else:  # momentum cycled as OneCycleLR cycles it, unless the sweep's SGD has none
+        cycle = config.optimizer != "sgd" or config.momentum > 0
+        schedule = OneCycle(config.one_cycle_lr, total_steps=config.num_iter, cycle_momentum=cycle)
     if config.optimizer == "sgd":
-        return KernelRamp(FusedRampSGD(
-            params, start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode,
-            momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov,
+        return KernelRamp(FusedSGD(
+            params, lr=config.start_lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            nesterov=config.nesterov, schedule=schedule,
         ), config)
-    ramp = Ramp(start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode)
     return KernelRamp(FusedAdamW(
-        params, lr=config.start_lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay, schedule=ramp,
+        params, lr=config.start_lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay,
+        schedule=schedule,
     ), config)
 
 

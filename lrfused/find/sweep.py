@@ -50,6 +50,7 @@ class SweepConfig:
     val_every: int = 1  # steps between validation losses, when val_data is given
     betas: tuple = None  # adamw's
     eps: float = None  # adamw's
+    one_cycle_lr: float = None  # set: a 1cycle run at this max_lr instead of the ramp (lrfused.find.confirm)
 
 
 @dataclass
