@@ -16,8 +16,9 @@ build:
 	@grep "lrfused: building" build/build.log
 	@$(PYTHON) -c "import lrfused; print('lrfused._C ready; CUDA kernels compiled in:', lrfused.cuda_built())"
 
+# The range test on the bundled digits, its max_lr confirmed for a 20-epoch 1cycle run, then that run.
 find: setup
-	$(PYTHON) -m lrfused.find --out lr_find_out
+	$(PYTHON) -m lrfused.find --then-train 20 --out lr_find_out
 
 test: setup
 	$(PYTHON) -m pytest tests -q

@@ -165,6 +165,21 @@ def test_then_train_trains_at_the_recommended_max_lr(optimizer, drop_in, tmp_pat
     assert (tmp_path / "train.png").stat().st_size > 10_000
 
 
+def test_total_steps_confirms_the_max_lr_on_the_held_out_digits(tmp_path, capsys):
+    assert main(FAST + ["--out", str(tmp_path), "--total-steps", "160"]) == 0
+    assert "confirmation: 4 candidates" in capsys.readouterr().out
+    found = json.loads((tmp_path / "lr_find.json").read_text())
+    assert found["confirmation"]["scored_by"] == "validation loss" and found["confirmation"]["steps_per_candidate"] == 10
+    assert found["recommendation"]["rule"] == "confirmed" and found["validation"] == []
+
+
+def test_then_train_confirms_for_its_own_budget(tmp_path, capsys):
+    assert main(FAST + ["--out", str(tmp_path), "--then-train", "8"]) == 0  # 8 x 20 batches: 10-step candidates
+    found = json.loads((tmp_path / "lr_find.json").read_text())
+    assert found["cost"]["total_steps"] == 160 and found["recommendation"]["rule"] == "confirmed"
+    assert json.loads((tmp_path / "train.json").read_text())["max_lr"] == found["recommendation"]["max_lr"]
+
+
 def test_then_train_with_user_validation_data(tmp_path, capsys):
     argv = FAST + ["--out", str(tmp_path), "--model", "test_find_cli:tiny_model", "--data", "test_find_cli:tiny_data",
                    "--val-data", "test_find_cli:tiny_data", "--then-train", "1", "--start-lr", "1e-4", "--end-lr", "1"]
@@ -176,7 +191,9 @@ def test_then_train_with_user_validation_data(tmp_path, capsys):
     "argv, message",
     [
         (["--then-train", "0"], "--then-train must be >= 1 epochs"),
-        (["--val-data", "test_find_cli:tiny_data"], "--val-data is only used with --then-train"),
+        (["--val-data", "test_find_cli:tiny_data"], "--val-data is only used with --total-steps or --then-train"),
+        (["--total-steps", "0"], "--total-steps must be >= 1"),
+        (["--total-steps", "200", "--then-train", "2"], "give --total-steps or --then-train"),
         (["--then-train", "1", "--data", "test_find_cli:one_shot_data"], "--then-train needs --data with a length"),
     ],
 )

@@ -71,7 +71,13 @@ def build_parser():
     parser.add_argument("--no-cuda-graph", action="store_true", help="run the sweep eagerly on CUDA too")
     parser.add_argument("--then-train", type=int, metavar="EPOCHS", help="then train the model for EPOCHS epochs with the 1cycle optimizer of the family swept "
                              "(FusedOneCycleSGD, or FusedOneCycleAdamW with --optimizer adamw) at the recommended max_lr")
-    parser.add_argument("--val-data", metavar="MODULE:CALLABLE", help="validation batches for --then-train (default with the built-in data: its held-out split)")
+    parser.add_argument("--total-steps", type=int, metavar="N",
+                        help="the optimizer steps your 1cycle training will take: the recommended max_lr is then "
+                             "confirmed by training four candidates briefly (N/4 steps in all; see README). "
+                             "--then-train sets it to EPOCHS x len(data). Not for grids")
+    parser.add_argument("--val-data", metavar="MODULE:CALLABLE",
+                        help="validation batches: score the confirmation's candidates and --then-train's epochs "
+                             "(default with the built-in data: its held-out split)")
     return parser
 
 
@@ -176,8 +182,12 @@ def check_args(args):
         raise UsageError(f"--accumulation-steps must be >= 1, got {args.accumulation_steps}")
     if args.batch_loss is not None and args.loss is not None:
         raise UsageError("--loss and --batch-loss: give one or the other")
-    if args.val_data is not None and args.then_train is None:
-        raise UsageError("--val-data is only used with --then-train")
+    if args.total_steps is not None and args.total_steps < 1:
+        raise UsageError(f"--total-steps must be >= 1, got {args.total_steps}")
+    if args.total_steps is not None and args.then_train is not None:
+        raise UsageError("--then-train sets the total steps (EPOCHS x len(data)): give --total-steps or --then-train")
+    if args.val_data is not None and args.then_train is None and args.total_steps is None:
+        raise UsageError("--val-data is only used with --total-steps or --then-train")
 
 
 def resolve_device(name):
@@ -213,9 +223,10 @@ def main(argv=None):
         model = build_model(args, device)
         data = build_data(args)
         loss_fn = build_loss(args)
-        val_data = build_val_data(args) if args.then_train else None
         if args.then_train and not hasattr(data, "__len__"):
             raise UsageError("--then-train needs --data with a length (a DataLoader or a list), to count steps")
+        total_steps = args.then_train * len(data) if args.then_train else args.total_steps
+        val_data = build_val_data(args) if total_steps else None
         sweep = dict(
             start_lr=args.start_lr,
             end_lr=args.end_lr,
@@ -238,7 +249,8 @@ def main(argv=None):
                                       momenta=args.momentum, max_combinations=10**9,
                                       batched={"auto": "auto", "yes": True, "no": False}[args.batched], **sweep)
         else:
-            outcome = range_test(model, data, sweep_loss, momentum=args.momentum[0], weight_decay=args.weight_decay[0], **sweep)
+            outcome = range_test(model, data, sweep_loss, momentum=args.momentum[0], weight_decay=args.weight_decay[0],
+                                 total_steps=total_steps, val_data=val_data, val_every=None, **sweep)
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (TypeError, ValueError) as error:  # arguments, or a model, data and loss that do not fit
