@@ -3,7 +3,7 @@ PYTHON ?= python
 # torch is pinned to the CUDA 13.0 build that matches this machine's nvcc (see README).
 DEPS = torch==2.14.1 pybind11 ninja numpy matplotlib tqdm pytest pytest-benchmark hypothesis
 
-.PHONY: setup build find test bench sanitize clean
+.PHONY: setup build find test bench quality sanitize clean
 
 setup:
 	$(PYTHON) -m pip install -q $(DEPS)
@@ -26,6 +26,14 @@ test: setup
 bench: setup
 	$(PYTHON) -m pip install -q torch-lr-finder
 	$(PYTHON) -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results.json
+
+# The recommended max_lr against a grid of full 1cycle trainings and the untuned peers (issue 24):
+# tables in benchmarks/lr_quality/results.md, one picture per task in benchmarks/lr_quality/plots/.
+# Cached trainings (oracle, picks, peers .json) are reused while torch, the tasks and seeds are the same.
+quality: setup
+	$(PYTHON) -m pip install -q prodigyopt schedulefree
+	$(PYTHON) -m benchmarks.lr_quality
+	$(PYTHON) -m benchmarks.lr_quality.loto
 
 # The CPU test suite against an AddressSanitizer + UBSan build (in a scratch copy; see .ci/sanitize).
 sanitize: setup

@@ -28,16 +28,16 @@ def test_pick_refines_the_best_to_the_parabola_vertex_then_divides_for_the_full_
     picked = confirm.pick(candidates_at(scores))
     assert picked["best_candidate"] == pytest.approx(confirm.OFFSETS[1])
     assert picked["max_lr"] == pytest.approx(0.3 / confirm.HORIZON_DIVISOR, rel=1e-9)
-    assert picked["warnings"] == []
+    assert picked["warnings"] == [] and picked["refined"]
 
 
 def test_pick_at_an_edge_keeps_the_candidate_and_warns():
     top = confirm.pick(candidates_at([1.0, 1.5, 2.0, 2.5]))
-    assert top["max_lr"] == pytest.approx(confirm.OFFSETS[0] / confirm.HORIZON_DIVISOR)
-    assert any("highest candidate" in w for w in top["warnings"])
+    assert top["max_lr"] == pytest.approx(confirm.OFFSETS[0] / confirm.HORIZON_DIVISOR) and not top["refined"]
+    assert any("highest candidate scored best" in w and "not bracketed" in w for w in top["warnings"])
     bottom = confirm.pick(candidates_at([2.5, 2.0, 1.5, 1.0]))
     assert bottom["max_lr"] == pytest.approx(confirm.OFFSETS[-1] / confirm.HORIZON_DIVISOR)
-    assert any("lowest candidate" in w for w in bottom["warnings"])
+    assert any("lowest candidate scored best" in w for w in bottom["warnings"])
 
 
 def test_pick_skips_refinement_next_to_a_diverged_candidate_and_warns():

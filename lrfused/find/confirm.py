@@ -90,28 +90,29 @@ def candidate_score(record, use_val):
 
 
 def pick(candidates):
-    """{"max_lr", "best_candidate", "spread", "warnings"} from the scored candidates (highest LR
+    """{"max_lr", "best_candidate", "refined", "spread", "warnings"} from the scored candidates (highest LR
     first). The best is refined by a parabola through it and its neighbours in log LR (when it has
     both), then divided by HORIZON_DIVISOR. None as max_lr if every candidate failed."""
     scores = [c["score"] for c in candidates]
     warnings = []
     if not any(math.isfinite(s) for s in scores):
-        return {"max_lr": None, "best_candidate": None, "spread": None,
+        return {"max_lr": None, "best_candidate": None, "refined": False, "spread": None,
                 "warnings": ["every candidate diverged: the curve's rule stands; lower --end-lr or check the model"]}
     best = min(range(len(scores)), key=scores.__getitem__)
-    log_lr = math.log(candidates[best]["max_lr"])
+    log_lr, refined = math.log(candidates[best]["max_lr"]), False
     if 0 < best < len(scores) - 1 and all(math.isfinite(s) for s in scores[best - 1 : best + 2]):
         above, at, below = scores[best - 1 : best + 2]
         curvature = above - 2 * at + below
         if curvature > 0:  # (log LR spacing is uniform: the vertex as a fraction of one spacing)
             step = math.log(candidates[best - 1]["max_lr"]) - log_lr
             log_lr -= step * 0.5 * (above - below) / curvature
+            refined = True
     best_score = scores[best]
     near = [c["max_lr"] for c in candidates if c["score"] - best_score <= FLAT * abs(best_score)]
-    if best == 0:
-        warnings.append("the highest candidate scored best: the best max_lr may lie higher than recommended")
-    elif best == len(scores) - 1:
-        warnings.append("the lowest candidate scored best: the best max_lr may lie lower than recommended")
+    if best in (0, len(scores) - 1):  # (not a direction to move in: the full budget's best may lie either way)
+        edge = "highest" if best == 0 else "lowest"
+        warnings.append(f"the {edge} candidate scored best: the short runs' best was not bracketed, so the "
+                        "pick is that candidate / the divisor, unrefined and less certain")
     if len(near) == len(candidates):
         warnings.append(f"every candidate scored within {FLAT:.0%} of the best: the loss is flat in the LR here, "
                         "so the pick is uncertain (and matters little)")
@@ -121,6 +122,7 @@ def pick(candidates):
     return {
         "max_lr": math.exp(log_lr) / HORIZON_DIVISOR,
         "best_candidate": candidates[best]["max_lr"],
+        "refined": refined,  # by the parabola through the best and its neighbours
         # how decisive the evidence is: the LRs that scored within FLAT of the best, and how far above
         # the best the worst finite score is (relative to the best)
         "spread": {"near_best_lrs": [min(near), max(near)],

@@ -96,15 +96,17 @@ class RangeTestResult:
             lines.append(f"  {candidate['max_lr']:>10.3g} {shown:>10}{best}")
         if r["rule"] == "confirmed":
             low, high = c["spread"]["near_best_lrs"]
-            lines.append(f"  the best refined between its neighbours, / {HORIZON_DIVISOR:.2f} for the full budget "
+            how = "the best refined between its neighbours" if c["refined"] else "the best"
+            lines.append(f"  {how}, / {HORIZON_DIVISOR:.2f} for the full budget "
                          f"(a short run favours a higher LR): max_lr {r['max_lr']:.3g}")
             lines.append(f"  spread: candidates within {FLAT:.0%} of the best span lr {low:.3g} to {high:.3g}; "
                          f"the worst scored {c['spread']['worst_above_best']:.1%} above the best")
         lines.extend(f"warning: {warning}" for warning in c["warnings"])
         cost = self.cost
         if cost.get("total_steps"):
-            lines.append(f"cost: {cost['sweep_steps']} sweep + {cost['confirmation_steps']} confirmation steps = "
-                         f"{cost['share_of_training']:.2f} of the {cost['total_steps']}-step training")
+            lines.append(f"cost: {cost['sweep_steps']} sweep + {cost['confirmation_steps']} confirmation steps "
+                         f"(the confirmation {cost['confirmation_steps'] / cost['total_steps']:.2f} of the "
+                         f"{cost['total_steps']}-step training)")
         return lines
 
     def training_text(self):
