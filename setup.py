@@ -1,7 +1,8 @@
 """Builds lrfused._C: the CPU kernels always, the CUDA kernels when CUDA torch and nvcc are both there.
 
-The CUDA kernels need CUDA 12.1 or newer (a launch's metadata is one 24 KB kernel argument); with an
-older toolkit the build is CPU-only, with a message.
+The CUDA kernels need CUDA 12.1 or newer (a launch's metadata is one kernel argument of 27,520
+bytes, of the 32,764 a launch may take since CUDA 12.1); with an older toolkit the build is CPU-only,
+with a message.
 
 Environment overrides:
   LRFUSED_CUDA=0           build CPU-only even where CUDA could be built
@@ -73,7 +74,7 @@ def cuda_plan(request, toolkit, arch_list, gpus_visible, cuda_home):
     if toolkit is None or toolkit < (12, 1):
         found = "of an unknown version" if toolkit is None else "CUDA %d.%d" % toolkit
         message = (
-            "lrfused's CUDA kernels need CUDA 12.1 or newer (a launch's metadata is one 24 KB kernel "
+            "lrfused's CUDA kernels need CUDA 12.1 or newer (a launch's metadata is one 27.5 KB kernel "
             f"argument), but the toolkit at CUDA_HOME={cuda_home} is {found}"
         )
         if request == "1":

@@ -593,6 +593,14 @@ class FusedOptimizer(Optimizer):
         config.maximize = group["maximize"]
         self._fill_config(config, group)
         rows = self.schedule.table(self._schedule_group(group))
+        if rows is not None and _capturing(self._step.device):
+            # (torch.tensor copies from pageable host memory, which a capture forbids)
+            raise RuntimeError(
+                f"step() is being captured in a CUDA graph while group {index}'s {type(self.schedule).__name__} "
+                "table must be copied to the GPU (its kernel config was dropped by load_state_dict or rebuilt "
+                "for a changed group setting): take one eager step() after loading or editing the groups, "
+                "then capture"
+            )
         table = None if rows is None else torch.tensor(rows, dtype=torch.float64, device=self._step.device)
         lr = group["lr"] if self.schedule.takes_tensor_lr and isinstance(group["lr"], torch.Tensor) else None
         self._configs[index] = cached = _KernelGroup(inputs, config, table, rows, _C.config_to_vector(config), lr)

@@ -153,3 +153,26 @@ def test_a_load_keeps_what_a_captured_graph_reads():
     torch.cuda.synchronize()
     assert int(opt._step) == 4
     torch.testing.assert_close(p, before - rows[3], rtol=0, atol=0)
+
+
+def test_a_table_rebuilt_inside_a_capture_is_refused_before_anything_changes(monkeypatch):
+    """A group whose config is rebuilt (a changed setting; a load while the host count is unknown,
+    after captured steps) sends a Table's rows to the device again at the next step: inside a CUDA
+    graph capture that copy from pageable memory is forbidden, so the step refuses, naming the fix,
+    with the params and the counter untouched. (The capture check is stood in for, so that the CPU
+    reaches the path.)"""
+    import lrfused._fused_optimizer as fused
+
+    p = torch.zeros(4)
+    opt = lrfused.FusedSGD([p], lr=1.0, momentum=0.9, schedule=Table([1.0, 0.5, 0.25]))
+    p.grad = torch.ones(4)
+    opt.step()
+    opt.param_groups[0]["weight_decay"] = 1e-3
+    before, step = p.clone(), int(opt._step)
+    monkeypatch.setattr(fused, "_capturing", lambda device: True)
+    with pytest.raises(RuntimeError, match="take one eager step\\(\\) after loading or editing"):
+        opt.step()
+    assert torch.equal(p, before) and int(opt._step) == step
+    monkeypatch.setattr(fused, "_capturing", lambda device: False)
+    opt.step()  # eagerly the table is rebuilt and the step runs
+    assert not torch.equal(p, before)
