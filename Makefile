@@ -13,7 +13,7 @@ setup:
 build:
 	@mkdir -p build
 	@$(PYTHON) setup.py build_ext --inplace > build/build.log 2>&1 || (tail -60 build/build.log; exit 1)
-	@grep "lrfused: building" build/build.log
+	@grep "^lrfused: " build/build.log
 	@$(PYTHON) -c "import lrfused; print('lrfused._C ready; CUDA kernels compiled in:', lrfused.cuda_built())"
 
 # The range test on the bundled digits, its max_lr confirmed for a 20-epoch 1cycle run, then that run.

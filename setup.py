@@ -7,8 +7,9 @@ with a message.
 Environment overrides:
   LRFUSED_CUDA=0           build CPU-only even where CUDA could be built
   LRFUSED_CUDA=1           require the CUDA build (fail instead of falling back to CPU-only)
-  TORCH_CUDA_ARCH_LIST     GPU targets, as torch reads it. Unset: the visible GPUs (torch's detection),
-                           or with none visible every architecture the toolkit builds for from Volta
+  TORCH_CUDA_ARCH_LIST     GPU targets, as torch reads it. Unset: the visible GPUs (torch's detection);
+                           with none visible, CPU-only (nothing here could run the kernels), or with
+                           LRFUSED_CUDA=1 every architecture the toolkit builds for from Volta
                            (Turing with CUDA 13) to Blackwell, plus PTX for later GPUs
   LRFUSED_SANITIZE=1       build the C++ code with AddressSanitizer + UndefinedBehaviorSanitizer
                            (run Python with the ASan runtime preloaded; see .ci/sanitize)
@@ -82,6 +83,11 @@ def cuda_plan(request, toolkit, arch_list, gpus_visible, cuda_home):
         return False, None, f"{message}: building the CPU-only extension (point CUDA_HOME at a newer toolkit for the CUDA path)"
     if arch_list or gpus_visible:
         return True, None, None  # torch's variable, or torch's detection of the visible GPUs
+    if request != "1":  # nothing here could run the kernels: the quick build (1-2 min instead of ~8)
+        return False, None, (
+            "no GPU visible and no GPU target asked for: building the CPU-only extension "
+            "(LRFUSED_CUDA=1 builds the CUDA kernels for every GPU generation, TORCH_CUDA_ARCH_LIST=9.0 for one)"
+        )
     return True, default_arch_list(toolkit), None
 
 

@@ -1,5 +1,5 @@
 // lrfused._C: the fused step, the schedule math (for display and tests), and build information.
-#include <torch/extension.h>
+#include <torch/python.h>  // at::Tensor <-> torch.Tensor for pybind11; not torch/extension.h, whose torch/all.h doubles the build
 
 #include <optional>
 

@@ -12,6 +12,27 @@ DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: runs on a GPU (set by conftest.py; gpu_check.sh runs these first)")
+
+
+def pytest_collection_modifyitems(items):
+    """Marks `cuda` every test that needs a GPU: one skipped without one (requires_cuda and the like)
+    or parametrised with a CUDA device, so that `pytest -m cuda` selects them."""
+    for item in items:
+        if _needs_a_gpu(item):
+            item.add_marker(pytest.mark.cuda)
+
+
+def _needs_a_gpu(item):
+    for mark in item.iter_markers("skipif"):
+        reason = mark.kwargs.get("reason", "")
+        if "GPU" in reason:
+            return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(str(value).startswith("cuda") for value in params.values())
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """setup.py's choice of build: CPU-only with a message below CUDA 12.1 (whose kernel arguments are
 too small for a launch's metadata), and GPU targets from TORCH_CUDA_ARCH_LIST, torch's detection of
-the visible GPUs, or, with neither, the GPUs users have."""
+the visible GPUs, or, with neither, CPU-only (LRFUSED_CUDA=1: the GPUs users have)."""
 import os
 import runpy
 import subprocess
@@ -27,18 +27,26 @@ def test_toolkit_version_is_read_from_nvcc(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "toolkit, arch_list, gpus_visible, expected",
+    "request_, toolkit, arch_list, gpus_visible, expected",
     [
-        ((13, 0), None, False, (True, "7.5;8.0;9.0;10.0;12.0+PTX", None)),
-        ((12, 8), None, False, (True, "7.0;7.5;8.0;9.0;10.0;12.0+PTX", None)),
-        ((12, 1), None, False, (True, "7.0;7.5;8.0;9.0+PTX", None)),
-        ((13, 0), "8.6", False, (True, None, None)),  # torch reads the variable
-        ((13, 0), None, True, (True, None, None)),  # torch's detection of the visible GPUs
+        ("1", (13, 0), None, False, (True, "7.5;8.0;9.0;10.0;12.0+PTX", None)),
+        ("1", (12, 8), None, False, (True, "7.0;7.5;8.0;9.0;10.0;12.0+PTX", None)),
+        ("1", (12, 1), None, False, (True, "7.0;7.5;8.0;9.0+PTX", None)),
+        ("auto", (13, 0), "8.6", False, (True, None, None)),  # torch reads the variable
+        ("auto", (13, 0), None, True, (True, None, None)),  # torch's detection of the visible GPUs
     ],
     ids=["cuda13", "cuda12.8", "cuda12.1", "arch_list_set", "gpu_visible"],
 )
-def test_gpu_targets(toolkit, arch_list, gpus_visible, expected):
-    assert SETUP["cuda_plan"]("auto", toolkit, arch_list, gpus_visible, "/cuda") == expected
+def test_gpu_targets(request_, toolkit, arch_list, gpus_visible, expected):
+    assert SETUP["cuda_plan"](request_, toolkit, arch_list, gpus_visible, "/cuda") == expected
+
+
+def test_no_gpu_and_no_target_asked_for_builds_cpu_only_and_says_how_to_get_cuda():
+    """The newcomer's build on a machine without a GPU: CPU-only in a minute or two, not ~8 minutes of
+    kernels for GPUs it does not have; one line says how to build them."""
+    with_cuda, arch_list, note = SETUP["cuda_plan"]("auto", (13, 0), None, False, "/cuda")
+    assert (with_cuda, arch_list) == (False, None)
+    assert "no GPU visible and no GPU target asked for" in note and "LRFUSED_CUDA=1" in note and "\n" not in note
 
 
 @pytest.mark.parametrize("toolkit", [(12, 0), (11, 8), None], ids=["cuda12.0", "cuda11.8", "unknown"])

@@ -3,7 +3,7 @@
 // (update_loops.inc).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <c10/core/ScalarType.h>
 
 #include "lrfused/adamw_math.h"
 #include "lrfused/sgd_math.h"

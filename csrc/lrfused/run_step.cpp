@@ -11,7 +11,9 @@ void run_step(const KernelStep& step) {
     fused_step_cuda(step);
 #else
     TORCH_CHECK(false, "params are on ", step.device,
-                " but lrfused was built without CUDA; rebuild with CUDA torch and nvcc present");
+                " but lrfused was built without CUDA (a build where no GPU is visible is CPU-only unless "
+                "LRFUSED_CUDA=1 or TORCH_CUDA_ARCH_LIST asks for GPU targets); rebuild with CUDA torch and nvcc "
+                "present, e.g. LRFUSED_CUDA=1 pip install --no-build-isolation .");
 #endif
   } else {
     TORCH_CHECK(step.device.is_cpu(), "params must be on CPU or CUDA, got ", step.device);

@@ -2,7 +2,7 @@
 // tensor is checked (KernelStep: raw pointers).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <utility>
 #include <vector>

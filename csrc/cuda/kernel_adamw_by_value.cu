@@ -1,0 +1,11 @@
+// adamw_step_by_value: AdamW's update kernel, metadata by value (its own translation unit: see
+// launch_meta.cuh).
+#include "cuda/update_block.cuh"
+
+namespace lrfused {
+
+__global__ void __launch_bounds__(kThreads) adamw_step_by_value(const __grid_constant__ LaunchMeta meta, const StepPointers ptrs) {
+  step_by_value<kRuleAdamW>(meta, ptrs);
+}
+
+}  // namespace lrfused
