@@ -23,7 +23,7 @@ def dry_run(tmp_path, *args):
     return run, [line.split()[2:4] for line in summary if line.startswith("part ")]
 
 
-def test_the_gpu_checks_stages_run_and_bring_back_at_most_8_files(tmp_path):
+def test_the_gpu_checks_stages_run_in_a_subprocess_and_bring_back_at_most_8_files(tmp_path):
     run, stages = dry_run(tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert stages == [["tests_cuda", "ok"], ["tests_rest", "ok"], ["variants", "ok"], ["resources", "ok"],
@@ -38,7 +38,7 @@ def test_the_gpu_checks_stages_run_and_bring_back_at_most_8_files(tmp_path):
     assert {"tests_cuda.collected", "variants.log", "experiment.txt", "summary.txt"} <= names
 
 
-def test_part_1_runs_the_build_and_test_stages_only(tmp_path):
+def test_part_1_runs_the_build_and_test_stages_only_in_a_subprocess(tmp_path):
     run, stages = dry_run(tmp_path, "--part", "1")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert [name for name, _ in stages] == ["tests_cuda", "tests_rest", "variants"]
