@@ -78,19 +78,20 @@ def make_stepper(model, config, optimizer):
         cycle = config.optimizer != "sgd" or config.momentum > 0
         schedule = OneCycle(config.one_cycle_lr, total_steps=config.num_iter, cycle_momentum=cycle)
     if config.optimizer == "sgd":
-        return KernelRamp(FusedSGD(
+        return KernelSchedule(FusedSGD(
             params, lr=config.start_lr, momentum=config.momentum, weight_decay=config.weight_decay,
             nesterov=config.nesterov, schedule=schedule,
         ), config)
-    return KernelRamp(FusedAdamW(
+    return KernelSchedule(FusedAdamW(
         params, lr=config.start_lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay,
         schedule=schedule,
     ), config)
 
 
-class KernelRamp:
-    """lrfused's fused SGD or AdamW on the Ramp schedule: the LR computed in the kernel from the
-    optimizer's device step counter, so a step needs no host work and can be captured in a CUDA graph."""
+class KernelSchedule:
+    """lrfused's fused SGD or AdamW on a kernel schedule (the sweep's Ramp, a confirmation candidate's
+    OneCycle): the LR computed in the kernel from the optimizer's device step counter, so a step
+    needs no host work and can be captured in a CUDA graph."""
 
     capturable = True
 
