@@ -194,6 +194,7 @@ def test_then_train_with_user_validation_data(tmp_path, capsys):
         (["--val-data", "test_find_cli:tiny_data"], "--val-data is only used with --total-steps or --then-train"),
         (["--total-steps", "0"], "--total-steps must be >= 1"),
         (["--total-steps", "200", "--then-train", "2"], "give --total-steps or --then-train"),
+        (["--total-steps", "200", "--weight-decay", "0,1e-4"], "--total-steps confirms one sweep's max_lr: not with a grid"),
         (["--then-train", "1", "--data", "test_find_cli:one_shot_data"], "--then-train needs --data with a length"),
     ],
 )

@@ -77,16 +77,25 @@ def test_confirmed_recommendation_explains_itself_and_restores_the_model(tmp_pat
     assert (tmp_path / "plot.png").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_a_candidate_trains_torch_one_cycle(optimizer):
-    """A candidate run is torch's SGD / AdamW + OneCycleLR (its defaults, momentum / beta1 cycled)
+def sweep_config(model, batches, optimizer="sgd", momentum=0.9, weight_decay=None):
+    """range_test's checked SweepConfig (its defaults) and BatchLoss."""
+    config, loss, _ = checked_config(model, batches, None, start_lr=1e-7, end_lr=10.0, num_iter=100, mode="exp",
+                                     smooth=0.95, diverge_threshold=4.0, nesterov=False, check_every=None,
+                                     cuda_graph=False, optimizer=optimizer, momentum=momentum,
+                                     weight_decay=weight_decay)
+    return config, loss
+
+
+@pytest.mark.parametrize("optimizer, sweep_momentum", [("sgd", 0.9), ("sgd", 0.0), ("adamw", 0.9)],
+                         ids=["sgd", "sgd_swept_without_momentum", "adamw"])
+def test_a_candidate_trains_torch_one_cycle(optimizer, sweep_momentum):
+    """A candidate run is what the recommended FusedOneCycleSGD / AdamW call trains, torch's SGD /
+    AdamW + OneCycleLR (its defaults, momentum / beta1 cycled, also after a sweep without momentum),
     from the model's starting point on the same batches: the same loss at every step."""
     model, batches, steps, max_lr = mlp(), pairs(count=3), 9, 0.05
     reference = copy.deepcopy(model)
     settings = {"momentum": 0.9, "weight_decay": 1e-3} if optimizer == "sgd" else {"weight_decay": 1e-2}
-    config, loss, _ = checked_config(model, batches, None, start_lr=1e-7, end_lr=10.0, num_iter=100, mode="exp",
-                                     smooth=0.95, diverge_threshold=4.0, nesterov=False, check_every=None,
-                                     cuda_graph=False, optimizer=optimizer, **{"momentum": 0.9, **settings})
+    config, loss = sweep_config(model, batches, optimizer, sweep_momentum, settings["weight_decay"])
     record = confirm.candidate_run(model, batches, loss, config, max_lr, steps)
     if optimizer == "sgd":
         opt = torch.optim.SGD(reference.parameters(), lr=max_lr, **settings)
@@ -106,6 +115,17 @@ def test_a_candidate_trains_torch_one_cycle(optimizer):
     assert record.losses == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
+def test_every_candidate_trains_from_the_models_starting_point():
+    """Each candidate's score equals a candidate run of the same LR from a fresh copy of the initial
+    model: the confirmation restores the model between candidates, not only at the end."""
+    batches, val = pairs(count=4), pairs(count=2, seed=5)
+    result = range_test(mlp(), batches, total_steps=TOTAL, val_data=val, val_every=None, progress=False)
+    config, loss = sweep_config(mlp(), batches)
+    for candidate in result.confirmation["candidates"]:
+        record = confirm.candidate_run(mlp(), batches, loss, config, candidate["max_lr"], TOTAL // 16, val)
+        assert confirm.candidate_score(record, use_val=True) == candidate["score"]
+
+
 def test_training_loss_scores_the_candidates_without_val_data():
     result = range_test(mlp(), pairs(count=4), total_steps=TOTAL, progress=False)
     assert result.confirmation["scored_by"].startswith("training loss")
@@ -122,6 +142,13 @@ def test_without_a_usable_budget_the_curves_rule_stands_and_says_why(total_steps
     assert result.recommendation["rule"] == "curve"
     assert result.recommendation["max_lr"] == pytest.approx(result.recommendation["lr_at_minimum"] / 3)
     assert "curve's rule" in result.summary() and reason in result.summary()
+
+
+def test_a_validation_curve_too_short_to_recommend_from_is_not_confirmed():
+    result = range_test(mlp(), pairs(), num_iter=20, val_data=pairs(count=1, seed=5), val_every=10,
+                        total_steps=TOTAL, progress=False)
+    assert result.recommendation is None and not result.confirmation["ran"]
+    assert "no usable curve" in result.confirmation["reason"] and result.cost["confirmation_steps"] == 0
 
 
 def test_one_shot_data_is_not_confirmed():

@@ -186,6 +186,8 @@ def check_args(args):
         raise UsageError(f"--total-steps must be >= 1, got {args.total_steps}")
     if args.total_steps is not None and args.then_train is not None:
         raise UsageError("--then-train sets the total steps (EPOCHS x len(data)): give --total-steps or --then-train")
+    if args.total_steps is not None and len(args.weight_decay) * len(args.momentum) > 1:
+        raise UsageError("--total-steps confirms one sweep's max_lr: not with a grid of --weight-decay / --momentum")
     if args.val_data is not None and args.then_train is None and args.total_steps is None:
         raise UsageError("--val-data is only used with --total-steps or --then-train")
 

@@ -84,7 +84,9 @@ def candidate_score(record, use_val):
         return math.inf
     if use_val:
         return record.val[-1][1] if record.val else math.inf
-    tail = record.losses[-max(1, len(record.losses) // 4):]
+    skipped = set(record.skipped)  # steps an fp16 GradScaler skipped: not trained, their losses not read
+    trained = [loss for i, loss in enumerate(record.losses) if i not in skipped]
+    tail = trained[-max(1, len(trained) // 4):]
     score = statistics.fmean(tail) if tail else math.inf
     return score if math.isfinite(score) else math.inf
 

@@ -114,14 +114,16 @@ def range_test(
     instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
     snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
     unconfirmed = cannot_confirm(total_steps, optimizer, data)
+    check_same_on_every_rank({"confirms": unconfirmed is None})  # (a rank that confirmed alone would hang)
     bar = _progress_bar(num_iter + (planned_steps(total_steps) if unconfirmed is None else 0), progress)
     confirmation = {"ran": False, "reason": unconfirmed}
     try:
         sweep_val = val_data if val_every is not None else None
         record = run_sweep(model, data, loss, config, bar, optimizer=instance, val_data=sweep_val)
-        anchor = read_curve(record, config)["train_minimum_lr"]
-        if unconfirmed is None and anchor is None:
-            confirmation["reason"] = "no usable training curve to place the candidates on"
+        curve = read_curve(record, config)
+        anchor = curve["train_minimum_lr"]
+        if unconfirmed is None and (anchor is None or curve["suggestions"]["minimum"] is None):
+            confirmation["reason"] = "no usable curve to place the candidates on (or to recommend from)"
         elif unconfirmed is None:
             snapshot.restore()  # each candidate trains from the model's starting point
             confirmation = confirm(model, data, loss, config, snapshot.restore, anchor, total_steps, val_data, bar)
