@@ -151,6 +151,11 @@ def test_a_validation_curve_too_short_to_recommend_from_is_not_confirmed():
     assert "no usable curve" in result.confirmation["reason"] and result.cost["confirmation_steps"] == 0
 
 
+def test_val_data_that_nothing_reads_is_warned_of():
+    with pytest.warns(UserWarning, match="val_data is not used: .*no total_steps given"):
+        range_test(mlp(), pairs(), num_iter=20, val_data=pairs(count=1, seed=5), val_every=None, progress=False)
+
+
 def test_one_shot_data_is_not_confirmed():
     result = range_test(mlp(), iter(pairs(count=200)), num_iter=20, total_steps=TOTAL, progress=False)
     assert not result.confirmation["ran"] and "one-shot iterator" in result.confirmation["reason"]

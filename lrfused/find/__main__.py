@@ -15,6 +15,7 @@ import tempfile
 import torch
 
 from lrfused.find import builtin
+from lrfused.find.confirm import cannot_confirm
 from lrfused.find.grid import MAX_COMBINATIONS, check_grid, range_test_grid
 from lrfused.find.range_test import range_test
 
@@ -251,8 +252,11 @@ def main(argv=None):
                                       momenta=args.momentum, max_combinations=10**9,
                                       batched={"auto": "auto", "yes": True, "no": False}[args.batched], **sweep)
         else:
+            # (val_data scores the confirmation's candidates; --then-train reads it whether or not one runs)
+            scores_candidates = cannot_confirm(total_steps, args.optimizer, data) is None
             outcome = range_test(model, data, sweep_loss, momentum=args.momentum[0], weight_decay=args.weight_decay[0],
-                                 total_steps=total_steps, val_data=val_data, val_every=None, **sweep)
+                                 total_steps=total_steps, val_data=val_data if scores_candidates else None,
+                                 val_every=None, **sweep)
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     except (TypeError, ValueError) as error:  # arguments, or a model, data and loss that do not fit

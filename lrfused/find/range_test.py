@@ -2,6 +2,7 @@
 import collections.abc
 import math
 import time
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -115,6 +116,9 @@ def range_test(
     snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
     unconfirmed = cannot_confirm(total_steps, optimizer, data)
     check_same_on_every_rank({"confirms": unconfirmed is None})  # (a rank that confirmed alone would hang)
+    if val_data is not None and val_every is None and unconfirmed is not None:
+        warnings.warn(f"val_data is not used: val_every=None records none during the sweep, and no confirmation "
+                      f"runs ({unconfirmed})", stacklevel=2)
     bar = _progress_bar(num_iter + (planned_steps(total_steps) if unconfirmed is None else 0), progress)
     confirmation = {"ran": False, "reason": unconfirmed}
     try:
