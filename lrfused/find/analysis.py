@@ -29,8 +29,9 @@ its confirmation stage found by training candidates briefly (lrfused.find.confir
 curve's rule: a third of the LR at the lowest smoothed loss, half a decade below where the loss
 stops falling, not at the minimum itself, where training is already unstable; the oracle's best
 lies 1/2 to 1/29 of that LR depending on the task (benchmarks/lr_quality), so this rule can be
-several times off, which is why the confirmation exists. The cyclical band is [max_lr / 4, max_lr], within Smith's base_lr = max_lr / 3 to max_lr / 10. Warm
-restarts restart at max_lr and anneal down to that base_lr.
+several times off, which is why the confirmation exists. The cyclical band is [max_lr / 4, max_lr],
+within Smith's base_lr = max_lr / 3 to max_lr / 10. Warm restarts restart at max_lr and anneal down
+to that base_lr.
 """
 import math
 

@@ -114,8 +114,7 @@ def range_test(
     started = time.perf_counter()
     instance = optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
     snapshot = Snapshot(model, (*optimizers, *([instance] if instance else [])), cuda=device.type == "cuda")
-    unconfirmed = cannot_confirm(total_steps, optimizer, data)
-    check_same_on_every_rank({"confirms": unconfirmed is None})  # (a rank that confirmed alone would hang)
+    unconfirmed = cannot_confirm(total_steps, optimizer, data)  # (the ranks agreed on what it reads)
     if val_data is not None and val_every is None and unconfirmed is not None:
         warnings.warn(f"val_data is not used: val_every=None records none during the sweep, and no confirmation "
                       f"runs ({unconfirmed})", stacklevel=2)
@@ -134,7 +133,7 @@ def range_test(
     finally:
         bar.close()
         snapshot.restore()
-    return result_of(record, config, device, started, confirmation, total_steps)
+    return result_of(record, config, device, started, confirmation, total_steps, curve)
 
 
 def checked_config(model, data, loss_fn, **settings):
@@ -147,8 +146,10 @@ def checked_config(model, data, loss_fn, **settings):
         check_same_on_every_rank(None, error)  # raises it (under torch.distributed, once every rank knows)
         raise
     val_data = settings.get("val_data")
+    # total_steps and whether data is one-shot: whether a confirmation runs (a rank alone in it would hang)
     check_same_on_every_rank({**vars(config), "val_batches": _count_of(val_data),
-                              "total_steps": settings.get("total_steps")})
+                              "total_steps": settings.get("total_steps"),
+                              "one_shot_data": isinstance(data, collections.abc.Iterator)})
     return config, loss, device
 
 
@@ -269,9 +270,10 @@ def read_curve(record, config):
             "train_minimum_lr": train_minimum_lr}
 
 
-def result_of(record, config, device, started, confirmation=None, total_steps=None):
-    """The RangeTestResult of a finished sweep (and of its confirmation, lrfused.find.confirm)."""
-    curve = read_curve(record, config)
+def result_of(record, config, device, started, confirmation=None, total_steps=None, curve=None):
+    """The RangeTestResult of a finished sweep (and of its confirmation, lrfused.find.confirm);
+    `curve`: read_curve(record, config) where the caller has it already."""
+    curve = curve or read_curve(record, config)
     confirmation = confirmation or {"ran": False, "reason": None}
     recommendation = analysis.recommend(curve["suggestions"], curve["last_lr"], confirmation.get("max_lr"))
     settings = {"betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay, "nesterov": config.nesterov}
@@ -301,12 +303,12 @@ def result_of(record, config, device, started, confirmation=None, total_steps=No
 
 def cost_of(record, confirmation, total_steps):
     """The find's training steps (each accumulation_steps forward+backward passes): the sweep's and the
-    confirmation's, and together as a share of the training budget when it is known."""
+    confirmation's, the latter also as a share of the training budget when it is known (at most 1/4)."""
     sweep_steps = record.timings.get("steps", len(record.losses))
     confirmation_steps = confirmation.get("steps_run", 0)
     cost = {"sweep_steps": sweep_steps, "confirmation_steps": confirmation_steps, "total_steps": total_steps}
     if total_steps:
-        cost["share_of_training"] = (sweep_steps + confirmation_steps) / total_steps
+        cost["confirmation_share"] = confirmation_steps / total_steps
     return cost
 
 

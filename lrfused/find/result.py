@@ -105,7 +105,7 @@ class RangeTestResult:
         cost = self.cost
         if cost.get("total_steps"):
             lines.append(f"cost: {cost['sweep_steps']} sweep + {cost['confirmation_steps']} confirmation steps "
-                         f"(the confirmation {cost['confirmation_steps'] / cost['total_steps']:.2f} of the "
+                         f"(the confirmation {cost['confirmation_share']:.2f} of the "
                          f"{cost['total_steps']}-step training)")
         return lines
 

@@ -74,8 +74,8 @@ def make_stepper(model, config, optimizer):
         raise ValueError("model has no parameters that require grad: there is nothing to sweep")
     if config.one_cycle_lr is None:
         schedule = Ramp(start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode)
-    else:  # as the recommended FusedOneCycleSGD / AdamW trains: momentum (beta1) cycled 0.95 -> 0.85,
-        schedule = OneCycle(config.one_cycle_lr, total_steps=config.num_iter)  # whatever the sweep's
+    else:  # as the recommended FusedOneCycleSGD / AdamW trains: momentum (beta1) cycled, whatever the sweep's
+        schedule = OneCycle(config.one_cycle_lr, total_steps=config.num_iter)
     if config.optimizer == "sgd":
         return KernelSchedule(FusedSGD(
             params, lr=config.start_lr, momentum=config.momentum, weight_decay=config.weight_decay,
