@@ -1,9 +1,12 @@
 // lrfused._C: the fused step, the schedule math (for display and tests), and build information.
 #include <torch/python.h>  // at::Tensor <-> torch.Tensor for pybind11; not torch/extension.h, whose torch/all.h doubles the build
 
+#include <algorithm>
 #include <optional>
+#include <vector>
 
 #include "lrfused/functional_step.h"
+#include "lrfused/rules/rule_list.h"
 #include "lrfused/step_plan.h"
 
 namespace py = pybind11;
@@ -41,8 +44,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("CYCLIC_EXP_RANGE") = static_cast<int>(kExpRange);
   // Values of a momentum_first_step flag besides a step number.
   m.attr("NEVER_WRITTEN") = kNeverWritten;
-  m.attr("RULE_SGD") = static_cast<int>(kRuleSGD);
-  m.attr("RULE_ADAMW") = static_cast<int>(kRuleAdamW);
+  // A group's update rule: its position in the rule list (rules/rule_list.h).
+  m.attr("RULE_SGD") = rule_id<SGDRule>;
+  m.attr("RULE_ADAMW") = rule_id<AdamWRule>;
+  m.attr("MAX_RULE_PARAMS") = kMaxRuleParams;
   m.attr("MAX_STATE_TENSORS") = kMaxStateTensors;
   m.attr("WRITTEN_ELSEWHERE") = kWrittenElsewhere;
 
@@ -105,11 +110,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("rule", &GroupConfig::rule)
       .def_readwrite("weight_decay", &GroupConfig::weight_decay)
       .def_readwrite("maximize", &GroupConfig::maximize)
-      .def_readwrite("dampening", &GroupConfig::dampening)
-      .def_readwrite("nesterov", &GroupConfig::nesterov)
-      .def_readwrite("beta2", &GroupConfig::beta2)
-      .def_readwrite("eps", &GroupConfig::eps)
-      .def_readwrite("amsgrad", &GroupConfig::amsgrad);
+      // The rule's own hyperparameters in the order its header names them (SGDRule::kDampening, ...);
+      // set from a list of at most MAX_RULE_PARAMS floats, the missing ones 0.
+      .def_property(
+          "rule_params",
+          [](const GroupConfig& g) { return std::vector<double>(g.rule_params, g.rule_params + kMaxRuleParams); },
+          [](GroupConfig& g, const std::vector<double>& values) {
+            TORCH_CHECK(values.size() <= static_cast<size_t>(kMaxRuleParams), "rule_params takes at most ",
+                        kMaxRuleParams, " values, got ", values.size());
+            std::fill(g.rule_params, g.rule_params + kMaxRuleParams, 0.0);
+            std::copy(values.begin(), values.end(), g.rule_params);
+          });
 
   m.def(
       "schedule_value",

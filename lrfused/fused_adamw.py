@@ -138,9 +138,7 @@ class FusedAdamW(FusedOptimizer):
                     )
 
     def _fill_config(self, config, group):
-        config.beta2 = group["betas"][1]
-        config.eps = group["eps"]
-        config.amsgrad = group["amsgrad"]
+        config.rule_params = [float(group["betas"][1]), float(group["eps"]), float(group["amsgrad"])]  # AdamWRule's
 
     def _family_inputs(self, group):
         return (group["betas"][1], group["eps"], group["amsgrad"])

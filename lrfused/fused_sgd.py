@@ -95,8 +95,7 @@ class FusedSGD(FusedOptimizer):
             )
 
     def _fill_config(self, config, group):
-        config.dampening = group["dampening"]
-        config.nesterov = group["nesterov"]
+        config.rule_params = [float(group["dampening"]), float(group["nesterov"])]  # SGDRule's order
 
     def _family_inputs(self, group):
         return (group["dampening"], group["nesterov"])

@@ -5,34 +5,28 @@
 
 #include <c10/core/ScalarType.h>
 
-#include "lrfused/adamw_math.h"
-#include "lrfused/sgd_math.h"
+#include "lrfused/rules/rule_list.h"
 
 namespace lrfused {
 
-// One group's SGD values for this step.
-struct SGDStep {
-  StepScalars<float> f32;
-  StepScalars<double> f64;
-};
-
-// One tensor's AdamW values for this step (its bias corrections follow its own step count).
-struct AdamWStep {
-  AdamWScalars<float> f32;
-  AdamWScalars<double> f64;
+// One rule's values for one step, in both math types; shared by the tensors of a group (and, under
+// CountPolicy::kPerParamStep, of the same step count).
+template <typename Rule>
+struct RuleValues {
+  typename Rule::template Scalars<float> f32;
+  typename Rule::template Scalars<double> f64;
 };
 
 struct TensorPlan {
   void* param;
   const void* grad;
-  void* state[kMaxStateTensors];  // nullptr where unused this step; float32 when master is set
+  void* state[kMaxStateTensors];  // nullptr where the param keeps none; float32 when master is set
   float* master;  // the float32 master copy of a float16 / bfloat16 param, or nullptr
   at::ScalarType dtype;
   int32_t rule;
-  // The rule's values, shared by the tensors of a group (and, for AdamW, of the same step count).
-  const SGDStep* sgd;      // kRuleSGD
-  const AdamWStep* adamw;  // kRuleAdamW
-  UpdateFlags sgd_flags;   // kRuleSGD: which branches apply to this tensor
+  const void* values;  // the RuleValues<rule's struct> of this tensor
+  TensorFacts facts;
+  CountPolicy count_policy;  // the rule's: how advance_counts treats this tensor's count
 };
 
 // Updates elements [begin, end) of one tensor.

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "cpu/cpu_kernel.h"
 #include "lrfused/step_args.h"
@@ -53,18 +55,39 @@ UpdateRangeFn pick_update_range() {
   return has_avx2() ? update_tensor_range_avx2 : update_tensor_range_default;
 }
 
-// The step's values per group (SGD) and per group and step count (AdamW), made once each, for the
-// tensors' plans to point at.
+// One rule's values for this step, made once per group (and, under kPerParamStep, per run of
+// tensors with the same step count), for the tensors' plans to point at.
+template <typename Rule>
+class RuleValueCache {
+ public:
+  const RuleValues<Rule>* get(const KernelStep& ks, int32_t group, ScheduleValue v, double count,
+                              float inv_grad_scale) {
+    if (values_.empty()) {
+      values_.reserve(ks.tensors.size());  // (never reallocated: plans point into it)
+    }
+    if (values_.empty() || group_ != group || count_ != count) {
+      const GroupConfig& g = ks.groups[group];
+      values_.push_back(RuleValues<Rule>{Rule::template make_scalars<float>(g, v, count, inv_grad_scale),
+                                         Rule::template make_scalars<double>(g, v, count, inv_grad_scale)});
+      group_ = group;
+      count_ = count;
+    }
+    return &values_.back();
+  }
+
+ private:
+  std::vector<RuleValues<Rule>> values_;
+  int32_t group_ = -1;  // of values_.back()
+  double count_ = 0.0;
+};
+
+// Each tensor's plan: its rule's values and what the rule's flag dispatch needs to know of it.
 class StepValues {
  public:
   StepValues(const KernelStep& ks, int64_t step) : ks_(ks), inv_grad_scale_(inverse_grad_scale(ks.grad_scale)) {
     for (const GroupConfig& g : ks.groups) {
-      const ScheduleValue v = schedule_value(g.schedule, kernel_step(g.schedule, step));
-      values_.push_back(v);
-      sgd_.push_back(SGDStep{make_step_scalars<float>(g, v, inv_grad_scale_),
-                             make_step_scalars<double>(g, v, inv_grad_scale_)});
+      values_.push_back(schedule_value(g.schedule, kernel_step(g.schedule, step)));
     }
-    adamw_.reserve(ks.tensors.size());  // (never reallocated: plans point into it)
   }
 
   TensorPlan plan(const KernelTensor& t) {
@@ -73,27 +96,26 @@ class StepValues {
     TensorPlan plan{};
     plan.param = t.param;
     plan.grad = t.grad;
+    std::copy(t.state, t.state + kMaxStateTensors, plan.state);
     plan.master = t.master;
     plan.dtype = t.dtype;
     plan.rule = g.rule;
-    if (g.rule == kRuleAdamW) {
-      // torch: step_t += 1 on the float32 tensor, then the bias corrections from its value.
-      const double param_step = static_cast<double>(*static_cast<const float*>(t.count) + 1.0f);
-      if (adamw_.empty() || adamw_group_ != t.group || adamw_step_ != param_step) {
-        adamw_.push_back(AdamWStep{make_adamw_scalars<float>(g, v, param_step, inv_grad_scale_),
-                                   make_adamw_scalars<double>(g, v, param_step, inv_grad_scale_)});
-        adamw_group_ = t.group;
-        adamw_step_ = param_step;
-      }
-      plan.adamw = &adamw_.back();
-      std::copy(t.state, t.state + kMaxStateTensors, plan.state);
-      return plan;
+    for (int k = 0; k < kMaxStateTensors; ++k) {
+      plan.facts.has_state[k] = t.state[k] != nullptr;
     }
-    const bool momentum = v.momentum != 0.0;  // torch skips the buffer entirely otherwise
-    const bool first = momentum && *static_cast<const int64_t*>(t.count) == kNeverWritten;
-    plan.sgd = &sgd_[t.group];
-    plan.sgd_flags = UpdateFlags{g.weight_decay != 0.0, momentum, first, g.nesterov};
-    plan.state[0] = momentum ? t.state[0] : nullptr;
+    dispatch_rule(g.rule, [&](auto tag) {
+      using Rule = typename decltype(tag)::type;
+      double count = 0.0;
+      if constexpr (Rule::kCount == CountPolicy::kPerParamStep) {
+        // torch: step_t += 1 on the float32 tensor, then the bias corrections from its value.
+        count = static_cast<double>(*static_cast<const float*>(t.count) + 1.0f);
+      } else if constexpr (Rule::kCount == CountPolicy::kFirstWriteFlag) {
+        plan.facts.first_write = t.state[0] != nullptr && Rule::uses_count(g, v) &&
+                                 *static_cast<const int64_t*>(t.count) == kNeverWritten;
+      }
+      plan.count_policy = Rule::kCount;
+      plan.values = std::get<RuleValueCache<Rule>>(caches_).get(ks_, t.group, v, count, inv_grad_scale_);
+    });
     return plan;
   }
 
@@ -101,20 +123,17 @@ class StepValues {
   const KernelStep& ks_;
   float inv_grad_scale_;
   std::vector<ScheduleValue> values_;
-  std::vector<SGDStep> sgd_;
-  std::vector<AdamWStep> adamw_;
-  int32_t adamw_group_ = -1;  // of adamw_.back()
-  double adamw_step_ = 0.0;
+  PerRule<RuleValueCache> caches_;
 };
 
-// After the update: the SGD buffers written for the first time record this step; each AdamW param
-// counts its step.
+// After the update, each rule's counts as its policy says: a state first written records this step;
+// a per-param step count counts this step.
 void advance_counts(const KernelStep& ks, const std::vector<TensorPlan>& plans, int64_t step) {
   for (size_t i = 0; i < plans.size(); ++i) {
     const TensorPlan& plan = plans[i];
-    if (plan.rule == kRuleAdamW) {
+    if (plan.count_policy == CountPolicy::kPerParamStep) {
       *static_cast<float*>(ks.tensors[i].count) += 1.0f;
-    } else if (plan.sgd_flags.first) {
+    } else if (plan.count_policy == CountPolicy::kFirstWriteFlag && plan.facts.first_write) {
       *static_cast<int64_t*>(ks.tensors[i].count) = step;
     }
   }

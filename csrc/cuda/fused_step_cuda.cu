@@ -7,9 +7,9 @@
 // to the device instead and still takes one launch; a bigger step under graph capture takes one
 // launch per argument-sized part, since a graph would replay the copy from a recycled pinned buffer.
 // The schedule is evaluated on the device from the step counter, which a one-thread kernel
-// advances after the last launch: no host sync anywhere in the step. An AdamW param's own step count
-// (its bias corrections) is read by every block of the param and advanced by a small kernel after
-// the launch that holds the param's last chunk.
+// advances after the last launch: no host sync anywhere in the step. A param's own step count (a
+// rule with CountPolicy::kPerParamStep, AdamW's for its bias corrections) is read by every block of
+// the param and advanced by a small kernel after the launch that holds the param's last chunk.
 //
 // This file is the host side (which kernel, how many launches, the counts' small kernels); the
 // update kernels are in kernel_*.cu (see launch_meta.cuh).
@@ -31,7 +31,8 @@
 namespace lrfused {
 namespace {
 
-// The AdamW params' own step counts of one launch (by value), advanced once all its blocks ran.
+// The params' own step counts of one launch (by value; a rule with CountPolicy::kPerParamStep),
+// advanced once all its blocks ran.
 struct CountList {
   float* counts[kMaxTensors];
   int32_t size;
@@ -46,13 +47,13 @@ __global__ void advance_counts_kernel(const CountList list, const float* found_i
   }
 }
 
-// The same for a device table's tensors (those of AdamW groups).
+// The same for a device table's tensors (all of one rule, launched only for a per-param count).
 __global__ void advance_table_counts_kernel(const DeviceTable table, const float* found_inf) {
   if (found_inf != nullptr && *found_inf != 0.0f) {
     return;
   }
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < table.num_tensors && table.groups[table.tensors[i].group].rule == kRuleAdamW) {
+  if (i < table.num_tensors) {
     *static_cast<float*>(table.tensors[i].count) += 1.0f;
   }
 }
@@ -66,10 +67,9 @@ __global__ void advance_step_kernel(int64_t* step_ptr, const float* found_inf, b
 int64_t blocks_of(const KernelTensor& t) { return (t.numel + kChunkSize - 1) / kChunkSize; }
 
 // The update rule every group of the step follows (one optimizer's groups share it): the kernel to
-// launch. Checked before any launch.
+// launch. Checked before any launch (an unknown rule by dispatch_rule).
 int32_t rule_of(const KernelStep& step) {
-  const int32_t rule = step.groups.empty() ? kRuleSGD : step.groups[0].rule;
-  TORCH_CHECK(rule == kRuleSGD || rule == kRuleAdamW, "lrfused: no CUDA kernel for update rule ", rule);
+  const int32_t rule = step.groups[0].rule;
   for (const GroupConfig& group : step.groups) {
     TORCH_CHECK(group.rule == rule, "lrfused: one CUDA step runs one update rule, got rules ", rule, " and ",
                 group.rule, " (one optimizer's groups share its rule)");
@@ -77,38 +77,20 @@ int32_t rule_of(const KernelStep& step) {
   return rule;
 }
 
-void launch_by_value(int32_t rule, int num_blocks, cudaStream_t stream, const LaunchMeta& meta,
-                     const StepPointers& ptrs) {
-  if (rule == kRuleAdamW) {
-    adamw_step_by_value<<<num_blocks, kThreads, 0, stream>>>(meta, ptrs);
-  } else {
-    sgd_step_by_value<<<num_blocks, kThreads, 0, stream>>>(meta, ptrs);
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-void launch_from_table(int32_t rule, unsigned int num_blocks, cudaStream_t stream, const DeviceTable& table,
-                       const StepPointers& ptrs) {
-  if (rule == kRuleAdamW) {
-    adamw_step_from_table<<<num_blocks, kThreads, 0, stream>>>(table, ptrs);
-  } else {
-    sgd_step_from_table<<<num_blocks, kThreads, 0, stream>>>(table, ptrs);
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
+template <typename Rule>
+constexpr bool kCountsPerParam = Rule::kCount == CountPolicy::kPerParamStep;
 
 // Fills LaunchMeta tensor by tensor and chunk by chunk, launching whenever a table is full.
+template <typename Rule>
 class Launcher {
  public:
-  Launcher(const KernelStep& step, int32_t rule, cudaStream_t stream)
+  Launcher(const KernelStep& step, cudaStream_t stream)
       : step_(step),
-        rule_(rule),
         stream_(stream),
         ptrs_{step.step, step.grad_scale, step.found_inf},
         group_slot_(step.groups.size(), -1) {}
 
   void add(const KernelTensor& t) {
-    const bool counts = step_.groups[t.group].rule == kRuleAdamW;
     if (t.numel > 0) {
       int slot = add_tensor(t);
       const int64_t chunks = blocks_of(t);
@@ -122,7 +104,7 @@ class Launcher {
         ++num_blocks_;
       }
     }
-    if (counts) {
+    if constexpr (kCountsPerParam<Rule>) {
       // With the launch that holds the tensor's last chunk (an empty tensor: the current one).
       if (counts_.size == kMaxTensors) {
         flush();
@@ -133,7 +115,7 @@ class Launcher {
 
   void flush() {
     if (num_blocks_ > 0) {
-      launch_by_value(rule_, num_blocks_, stream_, meta_, ptrs_);
+      launch_by_value<Rule>(num_blocks_, stream_, meta_, ptrs_);
     }
     if (counts_.size > 0) {
       advance_counts_kernel<<<1, 128, 0, stream_>>>(counts_, ptrs_.found_inf);
@@ -162,7 +144,6 @@ class Launcher {
   }
 
   const KernelStep& step_;
-  int32_t rule_;
   cudaStream_t stream_;
   StepPointers ptrs_;
   std::vector<int> group_slot_;  // group index -> slot in meta_.groups, -1 if absent
@@ -174,12 +155,13 @@ class Launcher {
 };
 
 // Whether the step's non-empty tensors fit one launch's argument.
+template <typename Rule>
 bool fits_one_launch(const KernelStep& step) {
   int64_t tensors = 0;
   int64_t blocks = 0;
   for (const KernelTensor& t : step.tensors) {
-    // (an empty AdamW tensor still takes a place in the launch's count list)
-    tensors += t.numel > 0 || step.groups[t.group].rule == kRuleAdamW;
+    // (an empty tensor with a per-param count still takes a place in the launch's count list)
+    tensors += t.numel > 0 || kCountsPerParam<Rule>;
     blocks += blocks_of(t);
   }
   return tensors <= kMaxTensors && blocks <= kMaxBlocks && step.groups.size() <= kMaxGroups;
@@ -198,19 +180,18 @@ static_assert(sizeof(TensorMeta) % alignof(GroupConfig) == 0 && sizeof(GroupConf
 // One launch for any number of tensors: the table is written to pinned memory and copied to the
 // device on the step's stream (the host allocator keeps the pinned block until the copy is done;
 // the device block returns to the caching allocator on the same stream, after the kernel).
-void launch_from_device_table(const KernelStep& step, int32_t rule, const StepPointers& ptrs, cudaStream_t stream) {
+template <typename Rule>
+void launch_from_device_table(const KernelStep& step, const StepPointers& ptrs, cudaStream_t stream) {
   std::vector<TensorMeta> tensors;
   std::vector<int64_t> block_end;
   tensors.reserve(step.tensors.size());
   block_end.reserve(step.tensors.size());
   int64_t blocks = 0;
-  bool counts = false;
   for (const KernelTensor& t : step.tensors) {
     // (an empty tensor has no blocks: the search below never lands on it, but its count advances)
     tensors.push_back(t);
     blocks += blocks_of(t);
     block_end.push_back(blocks);
-    counts = counts || step.groups[t.group].rule == kRuleAdamW;
   }
   if (tensors.empty()) {
     return;
@@ -235,9 +216,9 @@ void launch_from_device_table(const KernelStep& step, int32_t rule, const StepPo
                           reinterpret_cast<const int64_t*>(d + tensor_bytes + group_bytes),
                           static_cast<int32_t>(tensors.size())};
   if (blocks > 0) {
-    launch_from_table(rule, static_cast<unsigned int>(blocks), stream, table, ptrs);
+    launch_from_table<Rule>(static_cast<unsigned int>(blocks), stream, table, ptrs);
   }
-  if (counts) {
+  if constexpr (kCountsPerParam<Rule>) {
     constexpr int kCountThreads = 256;
     const auto count_blocks = static_cast<unsigned int>((tensors.size() + kCountThreads - 1) / kCountThreads);
     advance_table_counts_kernel<<<count_blocks, kCountThreads, 0, stream>>>(table, ptrs.found_inf);
@@ -250,15 +231,19 @@ void launch_from_device_table(const KernelStep& step, int32_t rule, const StepPo
 void fused_step_cuda(const KernelStep& step) {
   const c10::cuda::CUDAGuard guard(step.device);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  const int32_t rule = rule_of(step);
-  if (!fits_one_launch(step) && !is_capturing(stream)) {
-    launch_from_device_table(step, rule, StepPointers{step.step, step.grad_scale, step.found_inf}, stream);
-  } else {
-    Launcher launcher(step, rule, stream);
-    for (const KernelTensor& t : step.tensors) {
-      launcher.add(t);
-    }
-    launcher.flush();
+  if (!step.groups.empty()) {  // (else there are no tensors either)
+    dispatch_rule(rule_of(step), [&](auto tag) {
+      using Rule = typename decltype(tag)::type;
+      if (!fits_one_launch<Rule>(step) && !is_capturing(stream)) {
+        launch_from_device_table<Rule>(step, StepPointers{step.step, step.grad_scale, step.found_inf}, stream);
+      } else {
+        Launcher<Rule> launcher(step, stream);
+        for (const KernelTensor& t : step.tensors) {
+          launcher.add(t);
+        }
+        launcher.flush();
+      }
+    });
   }
   advance_step_kernel<<<1, 1, 0, stream>>>(step.step, step.found_inf, step.count_skipped_steps);
   C10_CUDA_KERNEL_LAUNCH_CHECK();

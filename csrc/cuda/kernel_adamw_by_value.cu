@@ -1,11 +1,7 @@
-// adamw_step_by_value: AdamW's update kernel, metadata by value (its own translation unit: see
-// launch_meta.cuh).
-#include "cuda/update_block.cuh"
+// adamw_step_by_value: AdamWRule's update kernel and its launch, metadata by value (its
+// own translation unit: see launch_meta.cuh).
+#include "cuda/rule_kernels.cuh"
 
 namespace lrfused {
-
-__global__ void __launch_bounds__(kThreads) adamw_step_by_value(const __grid_constant__ LaunchMeta meta, const StepPointers ptrs) {
-  step_by_value<kRuleAdamW>(meta, ptrs);
-}
-
+LRFUSED_BY_VALUE_KERNEL(AdamWRule, adamw)
 }  // namespace lrfused

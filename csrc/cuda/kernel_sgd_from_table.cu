@@ -1,11 +1,7 @@
-// sgd_step_from_table: SGD's update kernel, metadata from a device table (its own translation unit: see
-// launch_meta.cuh).
-#include "cuda/update_block.cuh"
+// sgd_step_from_table: SGDRule's update kernel and its launch, metadata from a device table (its
+// own translation unit: see launch_meta.cuh).
+#include "cuda/rule_kernels.cuh"
 
 namespace lrfused {
-
-__global__ void __launch_bounds__(kThreads) sgd_step_from_table(const DeviceTable table, const StepPointers ptrs) {
-  step_from_table<kRuleSGD>(table, ptrs);
-}
-
+LRFUSED_FROM_TABLE_KERNEL(SGDRule, sgd)
 }  // namespace lrfused

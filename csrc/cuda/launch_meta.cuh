@@ -1,11 +1,14 @@
 // What the host hands the CUDA update kernels: a launch's metadata (by value, or as a device table
-// for any number of tensors) and the step's device pointers; and the kernels, one per update rule
-// and launch path, each in its own translation unit (kernel_*.cu) so that the build compiles them
-// in parallel. fused_step_cuda.cu launches them.
+// for any number of tensors) and the step's device pointers; and the launch of each rule's kernels,
+// one per rule and launch path, each in its own translation unit (kernel_<rule>_<path>.cu, see
+// rule_kernels.cuh) so that the build compiles them in parallel. fused_step_cuda.cu calls them.
 #pragma once
+
+#include <cuda_runtime_api.h>
 
 #include <cstdint>
 
+#include "lrfused/rules/rule_list.h"
 #include "lrfused/step_args.h"
 
 namespace lrfused {
@@ -45,10 +48,21 @@ struct DeviceTable {
   int32_t num_tensors;
 };
 
-// The update kernels (kernel_<rule>_<path>.cu); every group of a launch follows the kernel's rule.
-__global__ void __launch_bounds__(kThreads) sgd_step_by_value(const __grid_constant__ LaunchMeta meta, const StepPointers ptrs);
-__global__ void __launch_bounds__(kThreads) adamw_step_by_value(const __grid_constant__ LaunchMeta meta, const StepPointers ptrs);
-__global__ void __launch_bounds__(kThreads) sgd_step_from_table(const DeviceTable table, const StepPointers ptrs);
-__global__ void __launch_bounds__(kThreads) adamw_step_from_table(const DeviceTable table, const StepPointers ptrs);
+// Launches Rule's update kernel (every group of a launch follows it); specialised for each rule of
+// the list in its kernel_<rule>_<path>.cu.
+template <typename Rule>
+void launch_by_value(int num_blocks, cudaStream_t stream, const LaunchMeta& meta, const StepPointers& ptrs);
+template <typename Rule>
+void launch_from_table(unsigned int num_blocks, cudaStream_t stream, const DeviceTable& table,
+                       const StepPointers& ptrs);
+#define LRFUSED_DECLARE_LAUNCHES(Rule, name)                                                                \
+  template <>                                                                                              \
+  void launch_by_value<Rule>(int num_blocks, cudaStream_t stream, const LaunchMeta& meta,                  \
+                             const StepPointers& ptrs);                                                    \
+  template <>                                                                                              \
+  void launch_from_table<Rule>(unsigned int num_blocks, cudaStream_t stream, const DeviceTable& table,     \
+                               const StepPointers& ptrs);
+LRFUSED_FOR_EACH_RULE(LRFUSED_DECLARE_LAUNCHES)
+#undef LRFUSED_DECLARE_LAUNCHES
 
 }  // namespace lrfused

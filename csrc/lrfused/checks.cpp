@@ -3,8 +3,10 @@
 #include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "lrfused/rules/rule_list.h"
 #include "lrfused/step_args.h"
 
 namespace lrfused {
@@ -14,30 +16,15 @@ bool is_supported_float(at::ScalarType t) {
   return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
 }
 
-void check_finite_nonnegative(double value, const char* name, size_t group) {
-  TORCH_CHECK(std::isfinite(value) && value >= 0.0, "param group ", group, ": ", name,
-              " must be a finite number >= 0, got ", value);
-}
-
-void check_rule(const GroupConfig& g, size_t index) {
-  TORCH_CHECK(g.rule == kRuleSGD || g.rule == kRuleAdamW, "param group ", index, ": unknown update rule ", g.rule);
-  check_finite_nonnegative(g.weight_decay, "weight_decay", index);
-  if (g.rule == kRuleSGD) {
-    check_finite_nonnegative(g.dampening, "dampening", index);
-    return;
-  }
-  TORCH_CHECK(g.beta2 >= 0.0 && g.beta2 < 1.0, "param group ", index, ": beta2 must be in [0, 1), got ", g.beta2);
-  TORCH_CHECK(std::isfinite(g.eps) && g.eps > 0.0, "param group ", index, ": eps must be a finite number > 0, got ",
-              g.eps);
-  TORCH_CHECK(g.schedule.momentum < 1.0, "param group ", index, ": betas[0] (beta1) must be in [0, 1), got ",
-              g.schedule.momentum);
-}
-
 void check_group(const GroupConfig& g, size_t index) {
   const Schedule& s = g.schedule;
   TORCH_CHECK(s.kind >= kConstant && s.kind <= kTable, "param group ", index, ": unknown schedule kind ", s.kind);
-  check_finite_nonnegative(s.momentum, g.rule == kRuleAdamW ? "betas[0] (beta1)" : "momentum", index);
-  check_rule(g, index);
+  dispatch_rule(g.rule, [&](auto tag) {
+    using Rule = typename decltype(tag)::type;
+    check_finite_nonnegative(s.momentum, Rule::kMomentumName, index);
+    check_finite_nonnegative(g.weight_decay, "weight_decay", index);
+    Rule::check_group(g, index);
+  });
   if (s.kind == kConstant) {
     check_finite_nonnegative(s.lr, "lr", index);
   } else if (s.kind == kOneCycle) {
@@ -159,32 +146,30 @@ void check_counter(const at::Tensor& t, const at::Device& device, const char* wh
   TORCH_CHECK(t.device() == device, what, " must be on the params' device ", device, ", got ", t.device());
 }
 
-// The state tensors and count a rule reads, by name; nullptr past the rule's last one.
+// The state tensors and count a group's rule keeps, by name (nullptr past the rule's last one), and
+// which of them a param of the group must have.
 struct StateLayout {
   const char* state[kMaxStateTensors];
+  bool required[kMaxStateTensors];
+  CountPolicy count_policy;
   const char* count;
   at::ScalarType count_dtype;
+  bool count_required;
 };
 
-StateLayout layout_of(int32_t rule) {
-  if (rule == kRuleAdamW) {
-    return {{"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}, "step", at::kFloat};
-  }
-  return {{"momentum_buffer", nullptr, nullptr}, "momentum_first_step", at::kLong};
-}
-
-// Which of the rule's state tensors (and whether its count) this param must have in this group.
-void required_state(const GroupConfig& g, bool required[kMaxStateTensors], bool* count_required) {
-  if (g.rule == kRuleAdamW) {
-    required[0] = required[1] = true;
-    required[2] = g.amsgrad;
-    *count_required = true;
-    return;
-  }
-  const Schedule& s = g.schedule;
-  required[0] = s.momentum != 0.0 || s.cycle_momentum;
-  required[1] = required[2] = false;
-  *count_required = required[0];
+StateLayout layout_of(const GroupConfig& g) {
+  StateLayout out{};
+  dispatch_rule(g.rule, [&](auto tag) {
+    using Rule = typename decltype(tag)::type;
+    std::copy(Rule::kStateNames, Rule::kStateNames + kMaxStateTensors, out.state);
+    Rule::required_state(g, out.required);
+    out.count_policy = Rule::kCount;
+    out.count = Rule::kCountName;
+    out.count_dtype = Rule::kCount == CountPolicy::kPerParamStep ? at::kFloat : at::kLong;
+    out.count_required = Rule::kCount == CountPolicy::kPerParamStep ||
+                         (Rule::kCount == CountPolicy::kFirstWriteFlag && out.required[0]);
+  });
+  return out;
 }
 
 // Checks param i and returns it as the kernels see it; sets *stage when the param is not dense in
@@ -217,10 +202,8 @@ KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& dev
               "] must index one of the ", args.groups.size(), " groups, got ", t.group);
 
   const GroupConfig& group = args.groups[t.group];
-  const StateLayout layout = layout_of(group.rule);
-  bool required[kMaxStateTensors];
-  bool count_required;
-  required_state(group, required, &count_required);
+  const StateLayout layout = layout_of(group);
+  const bool* required = layout.required;
   // With a master copy, the update's state (master and moments or buffer) is float32.
   const bool has_master = t.master_param != nullptr && t.master_param->defined();
   if (has_master) {
@@ -247,10 +230,15 @@ KernelTensor checked_param(const StepArgs& args, size_t i, const at::Device& dev
     }
   }
   const bool has_count = t.count != nullptr && t.count->defined();
-  TORCH_CHECK(has_count || !count_required, "param ", i, " (group ", t.group, ") needs its ", layout.count,
+  TORCH_CHECK(has_count || !layout.count_required, "param ", i, " (group ", t.group, ") needs its ", layout.count,
               " but has none");
-  TORCH_CHECK(group.rule != kRuleSGD || has_count == (t.state[0] != nullptr && t.state[0]->defined()), "param ", i,
-              ": momentum_buffer and momentum_first_step must both be given or both be omitted");
+  TORCH_CHECK(!has_count || layout.count_policy != CountPolicy::kNone, "param ", i, " (group ", t.group,
+              ") was given a count that its update rule does not keep");
+  // (a first-write flag belongs to state 0)
+  TORCH_CHECK(layout.count_policy != CountPolicy::kFirstWriteFlag ||
+                  has_count == (t.state[0] != nullptr && t.state[0]->defined()),
+              "param ", i, ": ", layout.state[0], " and ", layout.count,
+              " must both be given or both be omitted");
   if (has_count) {
     check_counter(*t.count, device, layout.count, layout.count_dtype);
   }

@@ -20,7 +20,10 @@ void for_each_field(Config& g, F&& f) {
   f(w.max_lr), f(w.eta_min), f(w.t_0), f(w.t_mult), f(w.anneal);
   auto& wc = s.warmup_cosine;
   f(wc.lr), f(wc.start_factor), f(wc.eta_min), f(wc.warmup_steps), f(wc.total_steps);
-  f(g.rule), f(g.weight_decay), f(g.maximize), f(g.dampening), f(g.nesterov), f(g.beta2), f(g.eps), f(g.amsgrad);
+  f(g.rule), f(g.weight_decay), f(g.maximize);
+  for (auto& p : g.rule_params) {
+    f(p);
+  }
 }
 
 const at::Tensor* pick(const IndexedTensors& list, size_t i, const char* what) {

@@ -1,5 +1,5 @@
 // What every fused optimizer family shares per param group: the update rule, the schedule (whose
-// momentum is SGD's momentum or AdamW's beta1) and the rule's hyperparameters, as the Python layer
+// momentum is SGD's momentum, AdamW's beta1) and the rule's own parameters, as the Python layer
 // hands them to a kernel.
 #pragma once
 
@@ -7,27 +7,20 @@
 
 namespace lrfused {
 
-// The per-element update a group runs; each rule is one header (sgd_math.h, adamw_math.h) and one
-// state layout (kStateTensors of the rule below).
-enum UpdateRule : int32_t { kRuleSGD = 0, kRuleAdamW = 1 };
-
-// Per-param state tensors shaped like the param, at most this many for any rule:
-//   SGD:   [momentum_buffer]                              count: momentum_first_step (int64)
-//   AdamW: [exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad)] count: step (float32, as torch's)
+// Per-param state tensors shaped like the param, at most this many for any rule (each rule header
+// in rules/ names its own: kStateNames).
 constexpr int kMaxStateTensors = 3;
+
+// A rule's own hyperparameters, at most this many; each rule header names its indices (SGDRule::
+// kDampening, ...). Fixed, so that a new rule does not grow the config inside the kernel argument.
+constexpr int kMaxRuleParams = 4;
 
 struct GroupConfig {
   Schedule schedule;
-  int32_t rule = kRuleSGD;
-  double weight_decay = 0.0;
+  int32_t rule = -1;  // a position in the rule list (rules/rule_list.h); -1 fails the checks
   bool maximize = false;
-  // SGD
-  double dampening = 0.0;
-  bool nesterov = false;
-  // AdamW (beta1 is the schedule's momentum)
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  bool amsgrad = false;
+  double weight_decay = 0.0;
+  double rule_params[kMaxRuleParams] = {0.0, 0.0, 0.0, 0.0};
 };
 
 }  // namespace lrfused
