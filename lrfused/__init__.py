@@ -2,13 +2,9 @@
 1cycle, cyclical, warm restarts, warm-up + cosine, any per-step table, and the LR range test's ramp."""
 from lrfused import schedules
 from lrfused._ext import _C
-from lrfused.cyclic import FusedCyclicSGD
 from lrfused.fused_adamw import FusedAdamW, FusedOneCycleAdamW
-from lrfused.fused_sgd import FusedSGD
+from lrfused.fused_sgd import FusedCyclicSGD, FusedOneCycleSGD, FusedRampSGD, FusedSGD, FusedWarmRestartsSGD
 from lrfused.kernel_scheduler import KernelScheduler
-from lrfused.one_cycle import FusedOneCycleSGD
-from lrfused.ramp import FusedRampSGD
-from lrfused.warm_restarts import FusedWarmRestartsSGD
 
 __version__ = "0.2.0"
 

@@ -5,6 +5,7 @@ Settings live in the group dicts, as torch's schedulers keep theirs (OneCycleLR'
 ``initial_lr``, ...), so each group can have its own and a state dict carries them.
 """
 import functools
+from typing import Callable, NamedTuple, Optional
 
 import torch
 
@@ -12,10 +13,30 @@ from lrfused._checks import check_bool, check_lr, check_number
 from lrfused._ext import _C
 
 
+class Field(NamedTuple):
+    """A group value the kernel reads: group[key], written as `name` (default: key) of the kernel's
+    parameters, through `convert` (e.g. a mode's name to its enum)."""
+
+    key: str
+    name: Optional[str] = None
+    convert: Optional[Callable] = None
+
+
+def write_fields(params, fields, group):
+    """Writes each field's group value into `params` (a `_C.Schedule` or one of its members)."""
+    for key, name, convert in fields:
+        value = group[key]
+        setattr(params, name or key, value if convert is None else convert(value))
+
+
 class Schedule:
     """Base of the schedules `FusedSGD` takes. Subclasses set `kind` and override what they need."""
 
     kind = _C.SCHEDULE_CONSTANT
+    # The group values the kernel reads, each named once (`Field`), and the `_C.Schedule` member
+    # (None: the schedule itself) they are written into; `inputs` and `fill` both read them.
+    fields = ()
+    struct = None
     takes_tensor_lr = False  # whether group['lr'] may be a tensor that the kernel reads at every step
     longer = "a larger total_steps"  # what to give to train past the end (for schedules that end)
 
@@ -37,11 +58,11 @@ class Schedule:
 
     def inputs(self, group):
         """The group values the schedule reads, as a tuple (the cache key of `fill`)."""
-        return (group["lr"], group["momentum"])
+        return (*(group[f.key] for f in self.fields), None if group["cycle_momentum"] else group["momentum"])
 
     def fill(self, schedule, group):
         """Writes the group's schedule into `schedule`, a fresh `_C.Schedule` of this kind."""
-        schedule.lr = float(group["lr"])
+        write_fields(schedule if self.struct is None else getattr(schedule, self.struct), self.fields, group)
 
     def total_steps(self, group):
         """The number of steps the schedule defines, or None if it has no end."""
@@ -71,6 +92,7 @@ class Constant(Schedule):
     device (in place changes, e.g. from a scheduler or inside a CUDA graph, need no host sync)."""
 
     takes_tensor_lr = True
+    fields = (Field("lr", convert=float),)
 
     def complete_group(self, group, where):
         check_lr("lr" + where, group["lr"])
@@ -82,7 +104,7 @@ class Constant(Schedule):
 
     def fill(self, schedule, group):
         if not isinstance(group["lr"], torch.Tensor):  # a tensor lr is handed to the step beside the config
-            super().fill(schedule, group)
+            write_fields(schedule, self.fields, group)
 
 
 class SameTensor:

@@ -5,13 +5,12 @@ The same machinery as the SGD family (FusedOptimizer); what differs is the updat
 adamw_math.h) and the state: torch's exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad) and each param's own
 `step`, a float32 one-element tensor on the param's device (as torch's fused AdamW keeps it).
 """
-from collections.abc import MutableMapping
-
-import torch
-
 from lrfused._checks import check_bool, check_number
+from lrfused._drop_in import drop_in
 from lrfused._ext import _C
-from lrfused._fused_optimizer import FusedOptimizer, check_flags, check_lr_default, checked_schedule
+from lrfused._family import Family, GroupValue, RuleParam
+from lrfused._fused_optimizer import FusedOptimizer
+from lrfused._param_groups import check_flags, check_lr_default, checked_schedule
 from lrfused.one_cycle import OneCycle
 
 # Per-param state keys, torch.optim.AdamW's.
@@ -31,35 +30,21 @@ def check_betas(name, betas):
     return tuple(betas)
 
 
-class _Beta1AsMomentum(MutableMapping):
-    """An AdamW group as a schedule reads and writes it: its 'momentum' is betas[0], as torch's
-    OneCycleLR and CyclicLR cycle beta1 for optimizers with betas; every other key is the group's."""
-
-    __slots__ = ("group",)
-
-    def __init__(self, group):
-        self.group = group
-
-    def __getitem__(self, key):
-        return self.group["betas"][0] if key == "momentum" else self.group[key]
-
-    def __setitem__(self, key, value):
-        if key == "momentum":
-            self.group["betas"] = (value, self.group["betas"][1])
-        else:
-            self.group[key] = value
-
-    def __delitem__(self, key):
-        del self.group[key]
-
-    def __iter__(self):
-        return iter((*self.group, "momentum"))
-
-    def __len__(self):
-        return len(self.group) + 1
-
-    def __contains__(self, key):
-        return key == "momentum" or key in self.group
+ADAMW = Family(
+    name="AdamW",
+    rule=_C.RULE_ADAMW,
+    state_names=_MOMENTS_AMSGRAD,
+    state_keys=lambda group: _MOMENTS_AMSGRAD if group["amsgrad"] else _MOMENTS,
+    count="per_param_step",
+    count_key=STEP,
+    rule_params=(
+        RuleParam("beta2", GroupValue("betas", 1)),
+        RuleParam("eps", GroupValue("eps")),
+        RuleParam("amsgrad", GroupValue("amsgrad")),
+    ),
+    momentum=GroupValue("betas", 0),  # beta1, as torch's OneCycleLR and CyclicLR cycle it
+    plain_name="FusedAdamW",
+)
 
 
 class FusedAdamW(FusedOptimizer):
@@ -78,11 +63,7 @@ class FusedAdamW(FusedOptimizer):
     Complex params are updated on their real view, as torch's AdamW does.
     """
 
-    _rule = _C.RULE_ADAMW
-    _count_key = STEP
-    _state_names = _MOMENTS_AMSGRAD
-    _momentum_label = "group['betas'][0] (beta1)"
-    _plain_name = "FusedAdamW"
+    family = ADAMW
 
     def __init__(
         self,
@@ -137,44 +118,11 @@ class FusedAdamW(FusedOptimizer):
                         f"got {' / '.join(map(str, momenta))}"
                     )
 
-    def _fill_config(self, config, group):
-        config.rule_params = [float(group["betas"][1]), float(group["eps"]), float(group["amsgrad"])]  # AdamWRule's
 
-    def _family_inputs(self, group):
-        return (group["betas"][1], group["eps"], group["amsgrad"])
-
-    def _state_keys(self, group):
-        return _MOMENTS_AMSGRAD if group["amsgrad"] else _MOMENTS
-
-    def _new_count(self, param):
-        return torch.zeros((), dtype=torch.float32, device=param.device)
-
-    def _complete_family_state(self, param, state, keeps_master):
-        step = state.get(STEP)
-        if not (isinstance(step, torch.Tensor) and step.dtype == torch.float32 and step.device == param.device):
-            # torch.optim.AdamW keeps a CPU step (float64 under a float64 default dtype); older
-            # versions a number.
-            state[STEP] = torch.tensor(0.0 if step is None else float(step), dtype=torch.float32, device=param.device)
-        if keeps_master:
-            for key in _MOMENTS_AMSGRAD:
-                if key in state and state[key].dtype != torch.float32:
-                    state[key] = state[key].float()  # e.g. loaded from torch's AdamW
-
-    def _restore_loaded_state(self, param, state, given, counter):
-        if STEP in state:
-            self._complete_family_state(param, state, keeps_master=False)
-
-    def _check_loaded_count(self, key, count):
-        if count is None or isinstance(count, (int, float)) and not isinstance(count, bool):
-            return
-        if not isinstance(count, torch.Tensor) or count.numel() != 1:
-            raise TypeError(f"state_dict: step of param {key} must be a number or a one-element tensor")
-
-    def _schedule_group(self, group):
-        return _Beta1AsMomentum(group)
-
-
-class FusedOneCycleAdamW(FusedAdamW):
+FusedOneCycleAdamW = drop_in(
+    "FusedOneCycleAdamW",
+    FusedAdamW,
+    OneCycle,
     """AdamW with the 1cycle policy (fastai's ``fit_one_cycle`` on Adam), the whole step in one kernel.
 
     Numerically ``torch.optim.AdamW(params, betas=..., eps=..., weight_decay=..., amsgrad=...,
@@ -183,56 +131,5 @@ class FusedOneCycleAdamW(FusedAdamW):
     With ``cycle_momentum=True`` (the default) beta1 cycles from ``max_momentum`` down to
     ``base_momentum`` and back, as under OneCycleLR; otherwise it is ``betas[0]``. Past the last step,
     and ``hold_final_lr``, ``master_weights``, ``count_skipped_steps``: see ``FusedOneCycleSGD``.
-    """
-
-    def __init__(
-        self,
-        params,
-        max_lr,
-        total_steps=None,
-        epochs=None,
-        steps_per_epoch=None,
-        pct_start=0.3,
-        anneal_strategy="cos",
-        cycle_momentum=True,
-        base_momentum=0.85,
-        max_momentum=0.95,
-        div_factor=25.0,
-        final_div_factor=1e4,
-        three_phase=False,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        weight_decay=1e-2,
-        amsgrad=False,
-        maximize=False,
-        hold_final_lr=False,
-        master_weights=False,
-        count_skipped_steps=True,
-    ):
-        schedule = OneCycle(
-            max_lr,
-            total_steps,
-            epochs,
-            steps_per_epoch,
-            pct_start,
-            anneal_strategy,
-            cycle_momentum,
-            base_momentum,
-            max_momentum,
-            div_factor,
-            final_div_factor,
-            three_phase,
-        )
-        super().__init__(
-            params,
-            lr=0.0,  # shown values come from the schedule
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            schedule=schedule,
-            hold_final_lr=hold_final_lr,
-            master_weights=master_weights,
-            count_skipped_steps=count_skipped_steps,
-        )
+    """,
+)

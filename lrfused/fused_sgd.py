@@ -2,16 +2,34 @@
 a step counter kept on the params' device. The drop-ins (FusedOneCycleSGD, ...) are FusedSGD with
 their schedule and torch's scheduler arguments.
 """
-import torch
-
 from lrfused._checks import check_bool, check_number
+from lrfused._drop_in import drop_in
 from lrfused._ext import _C
-from lrfused._fused_optimizer import FusedOptimizer, check_flags, check_lr_default, checked_schedule
+from lrfused._family import Family, GroupValue, RuleParam
+from lrfused._fused_optimizer import FusedOptimizer
+from lrfused._param_groups import check_flags, check_lr_default, checked_schedule
+from lrfused.cyclic import Cyclic
+from lrfused.one_cycle import OneCycle
+from lrfused.ramp import Ramp
+from lrfused.warm_restarts import WarmRestarts
 
 # Per-param state keys.
 MOMENTUM_BUFFER = "momentum_buffer"  # same name and meaning as torch.optim.SGD's
 MOMENTUM_FIRST_STEP = "momentum_first_step"  # int64: the step that first wrote the buffer
 _BUFFER = (MOMENTUM_BUFFER,)
+
+SGD = Family(
+    name="SGD",
+    rule=_C.RULE_SGD,
+    state_names=_BUFFER,
+    # No buffer (and no count) where no momentum is used, as torch.optim.SGD.
+    state_keys=lambda group: _BUFFER if group["cycle_momentum"] or group["momentum"] != 0 else (),
+    count="first_write",
+    count_key=MOMENTUM_FIRST_STEP,
+    rule_params=(RuleParam("dampening", GroupValue("dampening")), RuleParam("nesterov", GroupValue("nesterov"))),
+    momentum=GroupValue("momentum"),
+    plain_name="FusedSGD",
+)
 
 
 class FusedSGD(FusedOptimizer):
@@ -39,10 +57,7 @@ class FusedSGD(FusedOptimizer):
     only when ``get_last_lr()`` or ``schedule_step`` reads the counter).
     """
 
-    _rule = _C.RULE_SGD
-    _count_key = MOMENTUM_FIRST_STEP
-    _state_names = (MOMENTUM_BUFFER,)
-    _plain_name = "FusedSGD"
+    family = SGD
 
     def __init__(
         self,
@@ -94,37 +109,76 @@ class FusedSGD(FusedOptimizer):
                 f"{' / '.join(map(str, momenta))} and dampening {group['dampening']}"
             )
 
-    def _fill_config(self, config, group):
-        config.rule_params = [float(group["dampening"]), float(group["nesterov"])]  # SGDRule's order
 
-    def _family_inputs(self, group):
-        return (group["dampening"], group["nesterov"])
+# The drop-ins: FusedSGD with a schedule, as torch.optim.SGD with the schedule's torch scheduler.
+_DROP_IN_MOMENTUM = {"momentum": 0.9}  # the drop-ins' default (FusedSGD's is torch.optim.SGD's, 0)
 
-    def _state_keys(self, group):
-        return _BUFFER if group["cycle_momentum"] or group["momentum"] != 0 else ()
+FusedOneCycleSGD = drop_in(
+    "FusedOneCycleSGD",
+    FusedSGD,
+    OneCycle,
+    """SGD with the 1cycle policy, the whole step (and its LR and momentum) in one kernel.
 
-    def _new_count(self, param):
-        return torch.full((), _C.NEVER_WRITTEN, dtype=torch.int64, device=param.device)
+    Numerically the same as ``torch.optim.SGD(params, momentum=..., dampening=..., weight_decay=...,
+    nesterov=..., maximize=...)`` driven by ``torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, ...)``
+    with ``scheduler.step()`` after every ``opt.step()``; the arguments have the same names and
+    meanings. ``max_lr``, ``base_momentum`` and ``max_momentum`` may be lists, one value per param
+    group; any argument may also be given per group in the group's dict (e.g. ``weight_decay=0`` for
+    biases and norms). Each group stores its schedule inputs as OneCycleLR does (``initial_lr``,
+    ``max_lr``, ``min_lr``, ``base_momentum``, ``max_momentum``), and ``group['lr']`` /
+    ``group['momentum']`` show the values of the next step, as they do under OneCycleLR.
 
-    def _complete_family_state(self, param, state, keeps_master):
-        if MOMENTUM_FIRST_STEP not in state:  # a buffer given from outside
-            state[MOMENTUM_FIRST_STEP] = torch.tensor(_C.WRITTEN_ELSEWHERE, dtype=torch.int64, device=param.device)
-        if keeps_master and state[MOMENTUM_BUFFER].dtype != torch.float32:
-            state[MOMENTUM_BUFFER] = state[MOMENTUM_BUFFER].float()  # e.g. loaded from torch's SGD
+    ``momentum`` is used when ``cycle_momentum=False``. The step after the last one raises
+    ``ValueError`` as OneCycleLR does, unless ``hold_final_lr=True``: then the LR (and momentum) stay
+    at their final values. (A step replayed from a CUDA graph cannot raise, so it always holds.)
+    ``master_weights`` and ``count_skipped_steps``: see ``FusedSGD``.
+    """,
+    defaults=_DROP_IN_MOMENTUM,
+)
 
-    def _restore_loaded_state(self, param, state, given, counter):
-        """The first-step flag is int64 again. A flag at or past the (loaded) counter becomes
-        WRITTEN_ELSEWHERE: every flag stays below the counter, which the CUDA kernel relies on to tell
-        "first written earlier in this step" (flag == step) from "written before", so a restarted
-        schedule keeps its buffers on every device."""
-        if not isinstance(state.get(MOMENTUM_BUFFER), torch.Tensor):
-            return
-        first = given.get(MOMENTUM_FIRST_STEP)
-        first = _C.WRITTEN_ELSEWHERE if first is None else int(first.item())
-        if first >= counter:
-            first = _C.WRITTEN_ELSEWHERE
-        state[MOMENTUM_FIRST_STEP] = torch.tensor(first, dtype=torch.int64, device=param.device)
+FusedCyclicSGD = drop_in(
+    "FusedCyclicSGD",
+    FusedSGD,
+    Cyclic,
+    """SGD with a cyclical LR (Smith's CLR), the whole step (and its LR and momentum) in one kernel.
 
-    def _check_loaded_count(self, key, count):
-        if count is not None and (not isinstance(count, torch.Tensor) or count.numel() != 1):
-            raise TypeError(f"state_dict: momentum_first_step of param {key} must be a one-element tensor")
+    Numerically the same as ``torch.optim.SGD`` driven by ``torch.optim.lr_scheduler.CyclicLR(opt,
+    base_lr, max_lr, step_size_up, step_size_down, mode, gamma, cycle_momentum=..., base_momentum,
+    max_momentum)`` with ``scheduler.step()`` after every ``opt.step()``, for the modes
+    ``triangular``, ``triangular2`` and ``exp_range``. ``base_lr``, ``max_lr``, ``base_momentum`` and
+    ``max_momentum`` may be lists, one value per param group; any argument may also be given per
+    group in the group's dict. ``momentum`` is used when ``cycle_momentum=False``. The schedule has
+    no end. ``master_weights`` and ``count_skipped_steps``: see ``FusedSGD``.
+    """,
+    defaults=_DROP_IN_MOMENTUM,
+    flags=("master_weights", "count_skipped_steps"),
+)
+
+FusedWarmRestartsSGD = drop_in(
+    "FusedWarmRestartsSGD",
+    FusedSGD,
+    WarmRestarts,
+    """SGD with warm restarts (Loshchilov & Hutter's SGDR; fast.ai's cycle_len / cycle_mult), the
+    whole step, LR included, in one kernel.
+
+    Numerically the same as ``torch.optim.SGD(params, lr=max_lr, ...)`` driven by
+    ``CosineAnnealingWarmRestarts(opt, T_0, T_mult, eta_min)`` with ``scheduler.step()`` (no
+    argument) after every ``opt.step()``: ``T_0`` and ``T_mult`` count optimizer steps.
+    ``anneal_strategy='linear'`` anneals linearly instead (a sawtooth). ``max_lr`` and ``eta_min``
+    may be lists, one value per param group. Momentum is constant. The schedule has no end.
+    """,
+    defaults=_DROP_IN_MOMENTUM,
+    flags=("master_weights", "count_skipped_steps"),
+    after_family=("anneal_strategy",),
+)
+
+FusedRampSGD = drop_in(
+    "FusedRampSGD",
+    FusedSGD,
+    Ramp,
+    """SGD with an LR that rises from ``start_lr`` (step 0) to ``end_lr`` (step ``num_iter - 1``),
+    geometrically (``mode='exp'``) or linearly, then stays at ``end_lr``; constant momentum. The LR
+    range test's optimizer: the whole step, LR included, in one kernel.""",
+    defaults=_DROP_IN_MOMENTUM,
+    flags=(),
+)

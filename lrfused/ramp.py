@@ -1,8 +1,7 @@
-"""The LR range test's sweep (Ramp) and its optimizer FusedRampSGD."""
+"""The LR range test's sweep (Ramp)."""
 from lrfused._checks import check_choice, check_int, check_number, refuse_tensor_lr
 from lrfused._ext import _C
-from lrfused._schedule import Schedule
-from lrfused.fused_sgd import FusedSGD
+from lrfused._schedule import Field, Schedule, write_fields
 
 
 def check_ramp(start_lr, end_lr, num_steps, mode):
@@ -22,15 +21,17 @@ def ramp_lr(start_lr, end_lr, num_steps, mode, step):
     at step 0 and end_lr from step num_steps - 1 on. The same function the kernel evaluates."""
     schedule = _C.Schedule()
     schedule.kind = _C.SCHEDULE_RAMP
-    _fill_ramp(schedule.ramp, start_lr, end_lr, num_steps, mode)
+    write_fields(schedule.ramp, _RAMP_FIELDS, dict(zip(_RAMP_ARGUMENTS, (start_lr, end_lr, num_steps, mode))))
     return _C.schedule_value(schedule, step)[0]
 
 
-def _fill_ramp(ramp, start_lr, end_lr, num_steps, mode):
-    ramp.start_lr = float(start_lr)
-    ramp.end_lr = float(end_lr)
-    ramp.num_steps = int(num_steps)
-    ramp.exponential = mode == "exp"
+_RAMP_FIELDS = (
+    Field("start_lr", convert=float),
+    Field("end_lr", convert=float),
+    Field("num_iter", "num_steps", int),
+    Field("mode", "exponential", lambda mode: mode == "exp"),
+)
+_RAMP_ARGUMENTS = [f.key for f in _RAMP_FIELDS]
 
 
 class Ramp(Schedule):
@@ -38,6 +39,8 @@ class Ramp(Schedule):
     geometrically (``mode='exp'``) or linearly, then stays at ``end_lr``; constant momentum."""
 
     kind = _C.SCHEDULE_RAMP
+    struct = "ramp"
+    fields = _RAMP_FIELDS
 
     def __init__(self, start_lr=1e-7, end_lr=10.0, num_iter=100, mode="exp"):
         check_ramp(start_lr, end_lr, num_iter, mode)
@@ -47,39 +50,3 @@ class Ramp(Schedule):
 
     def settings(self):
         return dict(self._settings)
-
-    def inputs(self, group):
-        return (group["start_lr"], group["end_lr"], group["num_iter"], group["mode"], group["momentum"])
-
-    def fill(self, schedule, group):
-        _fill_ramp(schedule.ramp, group["start_lr"], group["end_lr"], group["num_iter"], group["mode"])
-
-
-class FusedRampSGD(FusedSGD):
-    """SGD with an LR that rises from ``start_lr`` (step 0) to ``end_lr`` (step ``num_iter - 1``),
-    geometrically (``mode='exp'``) or linearly, then stays at ``end_lr``; constant momentum. The LR
-    range test's optimizer: the whole step, LR included, in one kernel."""
-
-    def __init__(
-        self,
-        params,
-        start_lr=1e-7,
-        end_lr=10.0,
-        num_iter=100,
-        mode="exp",
-        momentum=0.9,
-        dampening=0.0,
-        weight_decay=0.0,
-        nesterov=False,
-        maximize=False,
-    ):
-        super().__init__(
-            params,
-            lr=0.0,  # shown values come from the schedule
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            schedule=Ramp(start_lr, end_lr, num_iter, mode),
-        )

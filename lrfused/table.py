@@ -6,7 +6,7 @@ import torch
 
 from lrfused._checks import check_int
 from lrfused._ext import _C
-from lrfused._schedule import Schedule, base_lr
+from lrfused._schedule import Field, Schedule, base_lr
 
 
 def _values(name, values, total_steps):
@@ -57,6 +57,7 @@ class Table(Schedule):
     device once; the kernel reads the row of the step counter, so the step stays sync-free."""
 
     kind = _C.SCHEDULE_TABLE
+    fields = (Field("initial_lr"),)  # the base of the rows, which travel as a tensor beside the config
     longer = "a longer table (lr_lambda and total_steps)"
 
     def __init__(self, lr_lambda, total_steps=None, momentum=None):
@@ -74,9 +75,6 @@ class Table(Schedule):
         base_lr(group, where)
         momenta = super().complete_group(group, where)
         return tuple(self.momenta) if group["cycle_momentum"] else momenta
-
-    def inputs(self, group):
-        return (group["initial_lr"], None if group["cycle_momentum"] else group["momentum"])
 
     def fill(self, schedule, group):
         pass  # the rows travel as a tensor beside the config

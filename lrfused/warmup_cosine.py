@@ -1,7 +1,7 @@
 """Linear warm-up then cosine decay (WarmupCosine), the usual schedule of transformer training."""
 from lrfused._checks import check_int, check_number
 from lrfused._ext import _C
-from lrfused._schedule import Schedule, base_lr
+from lrfused._schedule import Field, Schedule, base_lr
 
 
 class WarmupCosine(Schedule):
@@ -13,6 +13,14 @@ class WarmupCosine(Schedule):
     be a list, one value per param group. Momentum is constant. ``total_steps`` steps in all."""
 
     kind = _C.SCHEDULE_WARMUP_COSINE
+    struct = "warmup_cosine"
+    fields = (
+        Field("initial_lr", "lr"),
+        Field("warmup_start_factor", "start_factor"),
+        Field("eta_min"),
+        Field("warmup_steps"),
+        Field("total_steps"),
+    )
 
     def __init__(self, total_steps, warmup_steps=0, start_factor=1.0 / 3, eta_min=0.0):
         total_steps = check_int("total_steps", total_steps, minimum=1)
@@ -35,24 +43,6 @@ class WarmupCosine(Schedule):
         base_lr(group, where)
         check_number("eta_min" + where, group["eta_min"])
         return super().complete_group(group, where)
-
-    def inputs(self, group):
-        return (
-            group["initial_lr"],
-            group["warmup_start_factor"],
-            group["eta_min"],
-            group["warmup_steps"],
-            group["total_steps"],
-            group["momentum"],
-        )
-
-    def fill(self, schedule, group):
-        params = schedule.warmup_cosine
-        params.lr = group["initial_lr"]
-        params.start_factor = group["warmup_start_factor"]
-        params.eta_min = group["eta_min"]
-        params.warmup_steps = group["warmup_steps"]
-        params.total_steps = group["total_steps"]
 
     def total_steps(self, group):
         return group["total_steps"]

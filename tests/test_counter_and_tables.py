@@ -161,7 +161,7 @@ def test_a_table_rebuilt_inside_a_capture_is_refused_before_anything_changes(mon
     graph capture that copy from pageable memory is forbidden, so the step refuses, naming the fix,
     with the params and the counter untouched. (The capture check is stood in for, so that the CPU
     reaches the path.)"""
-    import lrfused._fused_optimizer as fused
+    import lrfused._graphs as graphs
 
     p = torch.zeros(4)
     opt = lrfused.FusedSGD([p], lr=1.0, momentum=0.9, schedule=Table([1.0, 0.5, 0.25]))
@@ -169,10 +169,10 @@ def test_a_table_rebuilt_inside_a_capture_is_refused_before_anything_changes(mon
     opt.step()
     opt.param_groups[0]["weight_decay"] = 1e-3
     before, step = p.clone(), int(opt._step)
-    monkeypatch.setattr(fused, "_capturing", lambda device: True)
+    monkeypatch.setattr(graphs, "capturing", lambda device: True)
     with pytest.raises(RuntimeError, match="take one eager step\\(\\) after loading or editing"):
         opt.step()
     assert torch.equal(p, before) and int(opt._step) == step
-    monkeypatch.setattr(fused, "_capturing", lambda device: False)
+    monkeypatch.setattr(graphs, "capturing", lambda device: False)
     opt.step()  # eagerly the table is rebuilt and the step runs
     assert not torch.equal(p, before)

@@ -13,7 +13,7 @@ from lrfused.find.analysis import Smoother
 from lrfused.find.distributed import average_across_ranks
 from lrfused.find.batch import to_device
 from lrfused.find.sweep import Batches, OutOfData, SweepRecord
-from lrfused.ramp import FusedRampSGD
+from lrfused.fused_sgd import FusedRampSGD
 
 
 def _as_pair(batch):
