@@ -304,6 +304,11 @@ class FusedOptimizer(Optimizer):
             self._show_schedule_values(sync=True)
         return self._host_step
 
+    @property
+    def step_counter(self):
+        """The int64 one-element tensor on the params' device that the kernel reads and advances. Read-only."""
+        return self._step
+
     def __getstate__(self):  # pickling and copy.deepcopy: torch's keeps only defaults, state, groups
         state = super().__getstate__()
         state.update(
