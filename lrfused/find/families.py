@@ -1,7 +1,7 @@
 """The optimizer families the range test sweeps by name (range_test's optimizer="sgd", the CLI's
 --optimizer): what each one trains, takes and recommends. A family is one entry of FAMILIES; nothing
 else in lrfused.find names one."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lrfused._checks import check_number
 from lrfused.cyclic import FusedCyclicSGD
@@ -14,6 +14,12 @@ SGD_MOMENTUM = 0.9  # range_test's default momentum
 # range_test's family settings as they are when not given: a family that does not take one refuses
 # any other value (in this order: how the errors list them)
 UNSET = {"momentum": SGD_MOMENTUM, "nesterov": False, "betas": None, "eps": None, "weight_decay": None}
+# the checks of a setting that a family runs before anything runs (torch.optim.AdamW's), by name
+CHECKS = {
+    "betas": lambda value: check_betas("betas", value),
+    "eps": lambda value: check_number("eps", value, strictly_above=True),
+    "weight_decay": lambda value: check_number("weight_decay", value),
+}
 
 
 @dataclass(frozen=True)
@@ -27,10 +33,10 @@ class Family:
     # schedule without one is written as optimizer(params, schedule=lrfused.schedules.<Schedule>(...))
     drop_ins: dict
     carried: tuple  # the settings a recommended call carries where they differ from the drop-ins' defaults (= settings')
-    check: callable = lambda settings: settings  # the settings with defaults filled -> checked (raises naming one)
+    checked: tuple = ()  # the settings CHECKS checks before anything runs (the others: the optimizer, as the sweep builds it)
     # a grid's momentum -> the 1cycle drop-in's keyword arguments; None: the family's grid varies the weight
     # decay only (its sweeps keep the momentum, e.g. AdamW's beta1, fixed)
-    grid_momentum: callable = field(default=None)
+    grid_momentum: callable = None
 
     @property
     def one_cycle(self):
@@ -40,17 +46,18 @@ class Family:
     def grid_axes(self):
         return ("weight_decay", "momentum") if self.grid_momentum else ("weight_decay",)
 
+    def settings_of(self, given):
+        """The family's settings from range_test's `given` ones (UNSET's names): a default where one
+        is not given, each checked as `checked` says. (A None where range_test itself has a default,
+        momentum=None, is left for the optimizer to refuse.)"""
+        filled = {name: default if given[name] is None and UNSET[name] is None else given[name]
+                  for name, default in self.settings.items()}
+        return {name: CHECKS[name](value) if name in self.checked else value for name, value in filled.items()}
+
     def sweep_optimizer(self, params, config, schedule):
         """The optimizer a sweep (or a confirmation candidate) of `config` trains, on `schedule`."""
         return self.optimizer(params, lr=config.start_lr, schedule=schedule,
                               **{name: getattr(config, name) for name in self.settings})
-
-
-def _adamw_settings(settings):
-    """torch.optim.AdamW's checks, before anything runs."""
-    return {"betas": check_betas("betas", settings["betas"]),
-            "eps": check_number("eps", settings["eps"], strictly_above=True),
-            "weight_decay": check_number("weight_decay", settings["weight_decay"])}
 
 
 FAMILIES = {
@@ -68,7 +75,7 @@ FAMILIES = {
             settings={"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2},  # torch.optim.AdamW's defaults
             drop_ins={"one_cycle": FusedOneCycleAdamW},
             carried=("betas", "eps", "weight_decay"),
-            check=_adamw_settings,
+            checked=("betas", "eps", "weight_decay"),
         ),
     )
 }

@@ -37,9 +37,7 @@ def check_optimizer(model, optimizer, **settings):
         if name not in taken and value != UNSET[name]:
             raise ValueError(f"{name} applies to optimizer={taking(name)[0]} only, got {name}={value!r} with "
                              f"optimizer={family.name!r}")
-    # (a None where range_test has a default, momentum=None, is left for the optimizer to refuse)
-    checked = family.check({name: default if settings[name] is None and UNSET[name] is None else settings[name]
-                            for name, default in taken.items()})
+    checked = family.settings_of(settings)
     return {name: checked.get(name) for name in UNSET}
 
 
