@@ -60,7 +60,7 @@ def test_recommendation():
     assert r["max_lr"] == pytest.approx(0.1) and r["base_lr"] == pytest.approx(0.025)
     assert not r["still_falling_at_end"]
     # the calls that use the numbers (lrfused.find.recommendation), as the JSON holds them
-    calls = as_json(r, sweep_recommendations(r, "sgd", SimpleNamespace(weight_decay=0.0, nesterov=False)))
+    calls = as_json(r, sweep_recommendations(r, SimpleNamespace(optimizer="sgd", weight_decay=0.0, nesterov=False)))
     assert "max_lr=0.1," in calls["one_cycle"] and "base_lr=0.025" in calls["cyclic"]
     assert "max_lr=0.1," in calls["warm_restarts"] and "eta_min=0.025" in calls["warm_restarts"]
     assert analysis.recommend({"valley": None, "steep": None, "minimum": None}, 10.0) is None

@@ -272,7 +272,7 @@ def result_of(record, config, device, started, confirmation=None, total_steps=No
     curve = curve or read_curve(record, config)
     confirmation = confirmation or {"ran": False, "reason": None}
     numbers = analysis.recommend(curve["suggestions"], curve["last_lr"], confirmation.get("max_lr"))
-    recommendations = sweep_recommendations(numbers, config.optimizer, config)
+    recommendations = sweep_recommendations(numbers, config)
     timings = dict(record.timings)
     timings["total_s"] = time.perf_counter() - started
     if record.timings.get("steps"):

@@ -71,11 +71,12 @@ class Recommendation:
         return format(value, "g") if name in self.picked else repr(value)
 
 
-def sweep_recommendations(numbers, optimizer, config):
+def sweep_recommendations(numbers, config):
     """schedule -> Recommendation for a sweep's `numbers` (analysis.recommend's; None: none) with the
-    settings of `config` (a SweepConfig) that the family's calls carry; `optimizer` as config names it."""
+    settings of `config` (a SweepConfig) that its family's calls carry."""
     if numbers is None:
         return {}
+    optimizer = config.optimizer
     family = FAMILIES.get(optimizer)
     settings = {name: getattr(config, name) for name in family.carried} if family else {}
     lrs = {"one_cycle": {"max_lr": numbers["max_lr"]},
