@@ -63,7 +63,7 @@ def test_then_train_builds_the_printed_one_cycle_call(settings):
     result = range_test(mlp(), pairs(), **settings, **SETTINGS)
     model, loader, epochs = mlp(), pairs(), 2
     printed = eval(result.recommendation["one_cycle"], {"lrfused": lrfused, "model": model, "loader": loader, "epochs": epochs})
-    built = result.recommendations["one_cycle"].one_cycle_optimizer(model.parameters(), epochs, len(loader))
+    built = result.one_cycle.one_cycle_optimizer(model.parameters(), epochs, len(loader))
     assert type(built) is type(printed)
     unrounded = {"max_lr", "initial_lr", "min_lr", "lr", "params"}  # (the text rounds max_lr to 3 digits)
     assert {k: v for k, v in built.param_groups[0].items() if k not in unrounded} == \

@@ -286,7 +286,7 @@ def main(argv=None):
         print(f"  wrote {json_path}" + (f" and {png_path}" if plotted else ""))
 
     # the 1cycle call the summary printed, as data: --then-train trains it
-    one_cycle = outcome.recommendation() if is_grid(args) else outcome.recommendations.get("one_cycle")
+    one_cycle = outcome.one_cycle
     if one_cycle is None:
         if not args.json:
             print("error: no usable loss curve (is the loss finite at the first step?)", file=sys.stderr)

@@ -67,7 +67,8 @@ class GridResult:
     def best(self):
         return self.ranking[0] if self.ranking else None
 
-    def recommendation(self):
+    @property
+    def one_cycle(self):
         """The 1cycle drop-in for the best combination, as a Recommendation, or None."""
         best = self.best
         if best is None or best["max_lr"] is None:
@@ -76,8 +77,7 @@ class GridResult:
 
     def call(self):
         """The optimizer call to paste for the best combination, or None."""
-        recommendation = self.recommendation()
-        return None if recommendation is None else recommendation.text()
+        return None if self.one_cycle is None else self.one_cycle.text()
 
     @property
     def optimizer(self):

@@ -30,6 +30,11 @@ class RangeTestResult:
     # the calls as data: schedule -> lrfused.find.recommendation.Recommendation (empty without a recommendation)
     recommendations: dict = field(default_factory=dict)
 
+    @property
+    def one_cycle(self):
+        """The recommended 1cycle call as a Recommendation (what --then-train trains), or None."""
+        return self.recommendations.get("one_cycle")
+
     def to_dict(self):
         skipped = set(self.skipped_steps)  # (numbered as the sweep's steps)
         numbers = [i for i in range(len(self.lrs) + len(skipped)) if i not in skipped]
