@@ -69,7 +69,8 @@ def range_test(
 
     Step i (0-based) trains at lr_i = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for
     mode='exp' (start_lr + (end_lr - start_lr) * i / (num_iter - 1) for 'linear'): exactly start_lr
-    at the first step and end_lr at the last. The optimizer swept:
+    at the first step and end_lr at the last. The optimizer swept (a family by name: its entry in
+    lrfused.find.families says what it trains, takes and recommends):
       - optimizer="sgd": SGD with `momentum`, `weight_decay` (default 0), `nesterov`, the whole step,
         LR included, in one fused kernel;
       - optimizer="adamw": AdamW with `betas`, `eps` and `weight_decay`, torch's defaults ((0.9,
