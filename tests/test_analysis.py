@@ -1,10 +1,12 @@
 """The range test's definitions on synthetic curves whose answers are known."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from lrfused.find import analysis
+from lrfused.find.recommendation import as_json, sweep_recommendations
 
 
 def test_smoothing_is_bias_corrected():
@@ -57,8 +59,10 @@ def test_recommendation():
     assert r["lr_at_minimum"] == pytest.approx(0.3)
     assert r["max_lr"] == pytest.approx(0.1) and r["base_lr"] == pytest.approx(0.025)
     assert not r["still_falling_at_end"]
-    assert "max_lr=0.1," in r["one_cycle"] and "base_lr=0.025" in r["cyclic"]
-    assert "max_lr=0.1," in r["warm_restarts"] and "eta_min=0.025" in r["warm_restarts"]
+    # the calls that use the numbers (lrfused.find.recommendation), as the JSON holds them
+    calls = as_json(r, sweep_recommendations(r, SimpleNamespace(optimizer="sgd", weight_decay=0.0, nesterov=False)))
+    assert "max_lr=0.1," in calls["one_cycle"] and "base_lr=0.025" in calls["cyclic"]
+    assert "max_lr=0.1," in calls["warm_restarts"] and "eta_min=0.025" in calls["warm_restarts"]
     assert analysis.recommend({"valley": None, "steep": None, "minimum": None}, 10.0) is None
 
 

@@ -54,6 +54,24 @@ def test_the_recommendation_matches_the_optimizer():
     assert "lrfused.Fused" not in given.summary()
 
 
+@pytest.mark.parametrize("settings", [dict(weight_decay=5e-4, nesterov=True),
+                                      dict(optimizer="adamw", weight_decay=0.3, betas=(0.8, 0.99), eps=1e-6)],
+                         ids=["sgd", "adamw"])
+def test_then_train_builds_the_printed_one_cycle_call(settings):
+    """--then-train's optimizer is the recommended 1cycle call, built from the keyword arguments it
+    was written from: the same class and group settings as the printed text evaluated."""
+    result = range_test(mlp(), pairs(), **settings, **SETTINGS)
+    model, loader, epochs = mlp(), pairs(), 2
+    printed = eval(result.recommendation["one_cycle"], {"lrfused": lrfused, "model": model, "loader": loader, "epochs": epochs})
+    built = result.one_cycle.one_cycle_optimizer(model.parameters(), epochs, len(loader))
+    assert type(built) is type(printed)
+    unrounded = {"max_lr", "initial_lr", "min_lr", "lr", "params"}  # (the text rounds max_lr to 3 digits)
+    assert {k: v for k, v in built.param_groups[0].items() if k not in unrounded} == \
+        {k: v for k, v in printed.param_groups[0].items() if k not in unrounded}
+    assert built.param_groups[0]["max_lr"] == result.recommendation["max_lr"]
+    assert built.param_groups[0]["weight_decay"] == settings["weight_decay"]
+
+
 def test_json_summary_and_plot_say_how_the_sweep_trained(tmp_path):
     result = range_test(mlp(), pairs(), optimizer="adamw", precision="bf16", accumulation_steps=2, **SETTINGS)
     config = json.loads(result.to_json())["config"]

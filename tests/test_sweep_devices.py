@@ -1,12 +1,13 @@
 """The range test's sweep on the model's device, wherever it is, and its guard against steps that
 did not run (an empty CUDA graph replays nothing)."""
+import dataclasses
 import warnings
 
 import pytest
 import torch
 
 from conftest import requires_cuda
-from lrfused.find import range_test, stepping, sweep
+from lrfused.find import families, range_test, sweep
 from lrfused.find.builtin import digits_cnn, digits_loader
 from lrfused.fused_sgd import FusedSGD
 
@@ -17,7 +18,8 @@ class _StepThatDoesNotRun(FusedSGD):
 
 
 def test_a_sweep_whose_steps_do_not_run_stops_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr(stepping, "FusedSGD", _StepThatDoesNotRun)
+    sgd = dataclasses.replace(families.FAMILIES["sgd"], optimizer=_StepThatDoesNotRun)  # (the sweep's optimizer)
+    monkeypatch.setitem(families.FAMILIES, "sgd", sgd)
     with pytest.raises(RuntimeError, match="the optimizer counted 0 of 1 steps"):
         range_test(digits_cnn(), digits_loader(), num_iter=5, progress=False)
 

@@ -16,6 +16,7 @@ import torch
 
 from lrfused.find import builtin
 from lrfused.find.confirm import cannot_confirm
+from lrfused.find.families import DEFAULT, FAMILIES
 from lrfused.find.grid import MAX_COMBINATIONS, check_grid, range_test_grid
 from lrfused.find.range_test import range_test
 
@@ -52,9 +53,9 @@ def build_parser():
                         help="momentum of the sweep; a comma-separated list runs one sweep per value (default 0.9)")
     parser.add_argument("--weight-decay", type=number_list, default=None, metavar="WD[,WD...]",
                         help="weight decay of the sweep; a comma-separated list runs one sweep per value "
-                             "(default 0 for sgd, torch's 0.01 for adamw)")
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
-                        help="the optimizer swept: lrfused's fused SGD or fused AdamW (torch's betas and eps)")
+                             f"(default {_each_family(lambda f: format(f.settings['weight_decay'], 'g') + ' for ' + f.name, ', ')})")
+    parser.add_argument("--optimizer", choices=tuple(FAMILIES), default=DEFAULT,
+                        help=f"the optimizer swept: lrfused's fused {_each_family(lambda f: f.title, ' or fused ')} (torch's defaults)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="the forward under autocast to bf16 or fp16 (fp16 with a GradScaler)")
     parser.add_argument("--accumulation-steps", type=int, default=1, metavar="K", help="batches per LR step (gradient accumulation)")
@@ -71,7 +72,7 @@ def build_parser():
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-cuda-graph", action="store_true", help="run the sweep eagerly on CUDA too")
     parser.add_argument("--then-train", type=int, metavar="EPOCHS", help="then train the model for EPOCHS epochs with the 1cycle optimizer of the family swept "
-                             "(FusedOneCycleSGD, or FusedOneCycleAdamW with --optimizer adamw) at the recommended max_lr")
+                             f"({_each_family(lambda f: f.one_cycle.__name__ + ' for ' + f.name, ', ')}) at the recommended max_lr")
     parser.add_argument("--total-steps", type=int, metavar="N",
                         help="the optimizer steps your 1cycle training will take: the recommended max_lr is then "
                              "confirmed by training four candidates briefly (N/4 steps in all; see README). "
@@ -80,6 +81,11 @@ def build_parser():
                         help="validation batches: score the confirmation's candidates and --then-train's epochs "
                              "(default with the built-in data: its held-out split)")
     return parser
+
+
+def _each_family(text, separator):
+    """The families' text(family), joined: the help names every family of lrfused.find.families."""
+    return separator.join(text(family) for family in FAMILIES.values())
 
 
 def number_list(text):
@@ -168,8 +174,8 @@ def check_args(args):
         raise UsageError(f"--smooth must be in [0, 1), got {args.smooth}")
     if not args.diverge_threshold > 1:
         raise UsageError(f"--diverge-threshold must be > 1, got {args.diverge_threshold}")
-    if args.weight_decay is None:  # each optimizer's own default, as range_test's
-        args.weight_decay = [0.0] if args.optimizer == "sgd" else [1e-2]
+    if args.weight_decay is None:  # each family's own default, as range_test's
+        args.weight_decay = [FAMILIES[args.optimizer].settings["weight_decay"]]
     try:
         check_grid(args.weight_decay, args.momentum, 10**9 if args.yes else MAX_COMBINATIONS,
                    names=("--weight-decay", "--momentum"), more="pass --yes")
@@ -279,21 +285,14 @@ def main(argv=None):
         print(outcome.summary())
         print(f"  wrote {json_path}" + (f" and {png_path}" if plotted else ""))
 
-    if is_grid(args):
-        best = outcome.best
-        max_lr = best["max_lr"] if best else None
-        optimizer_args = {} if best is None else dict(weight_decay=best["weight_decay"])
-        if best is not None and args.optimizer == "sgd":  # (an AdamW sweep keeps beta1 fixed: not a grid axis)
-            optimizer_args.update(max_momentum=best["momentum"], base_momentum=max(best["momentum"] - 0.1, 0.0))
-    else:
-        max_lr = None if outcome.recommendation is None else outcome.recommendation["max_lr"]
-        optimizer_args = dict(weight_decay=args.weight_decay[0])
-    if max_lr is None:
+    # the 1cycle call the summary printed, as data: --then-train trains it
+    one_cycle = outcome.one_cycle
+    if one_cycle is None:
         if not args.json:
             print("error: no usable loss curve (is the loss finite at the first step?)", file=sys.stderr)
         return 1
     if args.then_train:
-        then_train(args, model, data, val_data, loss_fn, max_lr, optimizer_args)
+        then_train(args, model, data, val_data, loss_fn, one_cycle)
     return 0
 
 
@@ -301,20 +300,20 @@ def is_grid(args):
     return len(args.weight_decay) * len(args.momentum) > 1
 
 
-def then_train(args, model, data, val_data, loss_fn, max_lr, optimizer_args):
-    """Trains the (restored) model with the recommended 1cycle policy; prints and plots each epoch."""
+def then_train(args, model, data, val_data, loss_fn, one_cycle):
+    """Trains the (restored) model with the recommended 1cycle call `one_cycle` (a Recommendation);
+    prints and plots each epoch."""
     from lrfused.find import train
 
-    settings = ", ".join(f"{k}={v:g}" for k, v in optimizer_args.items())
-    name = train.ONE_CYCLE[args.optimizer].__name__
-    print(f"training {args.then_train} epochs with {name}(max_lr={max_lr:.3g}, {settings})")
+    max_lr = one_cycle.kwargs["max_lr"]
+    print(one_cycle.training_text(args.then_train))
 
     def report(r):
         accuracy = "" if r["val_accuracy"] is None else f"  val accuracy {100 * r['val_accuracy']:.2f}%"
         val = "" if r["val_loss"] is None else f"  val loss {r['val_loss']:.4f}"
         print(f"  epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f}{val}{accuracy}  ({r['seconds']:.2f}s)", flush=True)
 
-    opt = train.one_cycle_optimizer(args.optimizer, model, max_lr, args.then_train, len(data), **optimizer_args)
+    opt = one_cycle.one_cycle_optimizer(model.parameters(), args.then_train, len(data))
     history = train.train(model, data, val_data, loss_fn, args.then_train, opt, on_epoch=report)
     with open(os.path.join(args.out, "train.json"), "w") as f:
         json.dump({"max_lr": max_lr, "epochs": history}, f, indent=1)

@@ -115,7 +115,8 @@ def valley_index(losses):
 
 def recommend(suggestions, end_lr, confirmed_max_lr=None):
     """The recommended max_lr (1cycle) and [base_lr, max_lr] (cyclical), or None without a curve:
-    confirmed_max_lr where the confirmation stage found one, else the curve's rule."""
+    confirmed_max_lr where the confirmation stage found one, else the curve's rule. (The calls that
+    use them: lrfused.find.recommendation.)"""
     if suggestions.get("minimum") is None:
         return None
     lr_at_minimum = suggestions["minimum"] * 10
@@ -128,14 +129,4 @@ def recommend(suggestions, end_lr, confirmed_max_lr=None):
         "lr_at_minimum": lr_at_minimum,
         # The loss still fell at the end of the sweep: the true bound may lie higher.
         "still_falling_at_end": lr_at_minimum >= end_lr * 0.999,
-        "one_cycle": f"lrfused.FusedOneCycleSGD(model.parameters(), max_lr={max_lr:.3g}, total_steps=len(loader) * epochs)",
-        "cyclic": (
-            f"lrfused.FusedCyclicSGD(model.parameters(), base_lr={base_lr:.3g}, max_lr={max_lr:.3g}, "
-            "step_size_up=4 * len(loader))"
-        ),
-        # SGDR: restart at max_lr, anneal down to the cyclical base_lr; cycles of 1, 2, 4... epochs.
-        "warm_restarts": (
-            f"lrfused.FusedWarmRestartsSGD(model.parameters(), max_lr={max_lr:.3g}, T_0=len(loader), T_mult=2, "
-            f"eta_min={base_lr:.3g})"
-        ),
     }

@@ -88,7 +88,7 @@ def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
                 raise VmapUnsupported(f"{type(error).__name__}: {error}") from error
             for name, buffer in grad_buffers.items():
                 buffer.copy_(grads[name])
-            history.index_copy_(0, opt._step.view(1).clamp(max=config.num_iter - 1), losses.detach().float().view(1, count))
+            history.index_copy_(0, opt.step_counter.view(1).clamp(max=config.num_iter - 1), losses.detach().float().view(1, count))
             opt.step()
             step += 1
             if step - checked >= config.check_every or step == config.num_iter:

@@ -18,9 +18,11 @@ import torch
 from lrfused._checks import check_int, check_number
 from lrfused.find.distributed import is_main_rank
 from lrfused.find.batched import VmapUnsupported, run_batched_sweeps
+from lrfused.find.families import DEFAULT, SGD_MOMENTUM, family_of, taking
 from lrfused.find.range_test import _progress_bar, checked_config, range_test, result_of
 from lrfused.find.restore import Snapshot
-from lrfused.find.stepping import SGD_MOMENTUM, optimizer_name
+from lrfused.find.recommendation import grid_recommendation
+from lrfused.find.stepping import optimizer_name
 from lrfused.find.result import finite_or_none
 
 MAX_COMBINATIONS = 16  # more needs an explicit yes (the CLI's --yes, the API's max_combinations)
@@ -65,24 +67,22 @@ class GridResult:
     def best(self):
         return self.ranking[0] if self.ranking else None
 
-    def call(self):
-        """The optimizer call to paste for the best combination, or None."""
+    @property
+    def one_cycle(self):
+        """The 1cycle drop-in for the best combination, as a Recommendation, or None."""
         best = self.best
         if best is None or best["max_lr"] is None:
             return None
-        m = best["momentum"]
-        common = f"model.parameters(), max_lr={best['max_lr']:.3g}, total_steps=len(loader) * epochs, "
-        if self.optimizer == "adamw":  # (its sweeps keep beta1 fixed: the grid varies the weight decay only)
-            return f"lrfused.FusedOneCycleAdamW({common}weight_decay={best['weight_decay']:g})"
-        return (
-            f"lrfused.FusedOneCycleSGD({common}weight_decay={best['weight_decay']:g}, "
-            f"max_momentum={m:g}, base_momentum={max(m - 0.1, 0.0):g})"
-        )
+        return grid_recommendation(self.optimizer, best)
+
+    def call(self):
+        """The optimizer call to paste for the best combination, or None."""
+        return None if self.one_cycle is None else self.one_cycle.text()
 
     @property
     def optimizer(self):
-        """The optimizer the grid's sweeps trained ("sgd" or "adamw")."""
-        return self.runs[0]["result"].config.get("optimizer", "sgd") if self.runs else "sgd"
+        """The family the grid's sweeps trained (a lrfused.find.families name)."""
+        return self.runs[0]["result"].config.get("optimizer", DEFAULT) if self.runs else DEFAULT
 
     def to_dict(self):
         return {
@@ -186,9 +186,10 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
     sweep.
     """
     weight_decays, momenta = check_grid(weight_decays, momenta, max_combinations)
-    optimizer = kwargs.get("optimizer", "sgd")
-    if optimizer != "sgd" and momenta != [SGD_MOMENTUM]:  # before any sweep, not at the second one
-        raise ValueError(f"momenta: the grid's momenta set the fused SGD sweep; with optimizer="
+    optimizer = kwargs.get("optimizer", DEFAULT)
+    family = family_of(optimizer)
+    if momenta != [SGD_MOMENTUM] and (family is None or "momentum" not in family.grid_axes):  # before any sweep
+        raise ValueError(f"momenta: the grid's momenta set the fused {taking('momentum')[1]} sweep; with optimizer="
                          f"{optimizer_name(optimizer)} vary weight_decays only (got momenta {momenta})")
     if batched not in (True, False, "auto"):
         raise ValueError(f"batched must be True, False or 'auto', got {batched!r}")

@@ -10,12 +10,13 @@ import torch.distributed as dist
 from lrfused._checks import check_bool, check_int, check_number
 from lrfused.find import analysis
 from lrfused.find.batch import BatchLoss
-from lrfused.find.calls import optimizer_calls
 from lrfused.find.confirm import cannot_confirm, confirm, planned_steps
 from lrfused.find.distributed import check_same_on_every_rank, is_distributed, is_main_rank
+from lrfused.find.families import DEFAULT, SGD_MOMENTUM
 from lrfused.find.precision import check_precision
 from lrfused.find.restore import Snapshot
-from lrfused.find.stepping import SGD_MOMENTUM, check_optimizer, optimizer_name
+from lrfused.find.recommendation import as_json, sweep_recommendations
+from lrfused.find.stepping import check_optimizer, optimizer_name
 from lrfused.find.result import RangeTestResult
 from lrfused.find.sweep import SweepConfig, run_sweep
 from lrfused.find.validation import check_val_data
@@ -40,7 +41,7 @@ def range_test(
     cuda_graph=True,
     progress=True,
     optimizers=(),
-    optimizer="sgd",
+    optimizer=DEFAULT,
     betas=None,
     eps=None,
     batch_loss=None,
@@ -68,7 +69,8 @@ def range_test(
 
     Step i (0-based) trains at lr_i = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for
     mode='exp' (start_lr + (end_lr - start_lr) * i / (num_iter - 1) for 'linear'): exactly start_lr
-    at the first step and end_lr at the last. The optimizer swept:
+    at the first step and end_lr at the last. The optimizer swept (a family by name: its entry in
+    lrfused.find.families says what it trains, takes and recommends):
       - optimizer="sgd": SGD with `momentum`, `weight_decay` (default 0), `nesterov`, the whole step,
         LR included, in one fused kernel;
       - optimizer="adamw": AdamW with `betas`, `eps` and `weight_decay`, torch's defaults ((0.9,
@@ -165,7 +167,7 @@ def _count_of(val_data):
 
 
 def _checked_here(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smooth, diverge_threshold, momentum,
-                  weight_decay, nesterov, check_every, cuda_graph, optimizer="sgd", betas=None, eps=None,
+                  weight_decay, nesterov, check_every, cuda_graph, optimizer=DEFAULT, betas=None, eps=None,
                   batch_loss=None, precision="fp32", accumulation_steps=1, val_data=None, val_every=1,
                   total_steps=None):
     """This rank's arguments checked, as (SweepConfig, BatchLoss, device)."""
@@ -191,10 +193,9 @@ def _checked_here(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smo
         check_int("total_steps", total_steps, minimum=1)
     check_val_data(val_data)
     check_precision(precision, device)
-    betas, eps, weight_decay = check_optimizer(model, optimizer, betas=betas, eps=eps, weight_decay=weight_decay,
-                                               momentum=momentum, nesterov=nesterov)
-    if optimizer != "sgd":  # the fused SGD sweep's own settings: not used, not reported
-        momentum = nesterov = None
+    # (a setting the swept optimizer does not take comes back None: not used, not reported)
+    settings = check_optimizer(model, optimizer, momentum=momentum, nesterov=nesterov, betas=betas, eps=eps,
+                               weight_decay=weight_decay)
     config = SweepConfig(
         start_lr=float(start_lr),
         end_lr=float(end_lr),
@@ -202,17 +203,13 @@ def _checked_here(model, data, loss_fn, *, start_lr, end_lr, num_iter, mode, smo
         mode=mode,
         smooth=float(smooth),
         diverge_threshold=float(diverge_threshold),
-        momentum=momentum,
-        weight_decay=weight_decay,
-        nesterov=nesterov,
         check_every=check_every,
         cuda_graph=cuda_graph,
         optimizer=optimizer_name(optimizer),
-        betas=betas,
-        eps=eps,
         precision=precision,
         accumulation_steps=accumulation_steps,
         val_every=val_every,
+        **settings,
     )
     return config, loss, device
 
@@ -275,9 +272,8 @@ def result_of(record, config, device, started, confirmation=None, total_steps=No
     `curve`: read_curve(record, config) where the caller has it already."""
     curve = curve or read_curve(record, config)
     confirmation = confirmation or {"ran": False, "reason": None}
-    recommendation = analysis.recommend(curve["suggestions"], curve["last_lr"], confirmation.get("max_lr"))
-    settings = {"betas": config.betas, "eps": config.eps, "weight_decay": config.weight_decay, "nesterov": config.nesterov}
-    recommendation = optimizer_calls(recommendation, config.optimizer, settings)
+    numbers = analysis.recommend(curve["suggestions"], curve["last_lr"], confirmation.get("max_lr"))
+    recommendations = sweep_recommendations(numbers, config)
     timings = dict(record.timings)
     timings["total_s"] = time.perf_counter() - started
     if record.timings.get("steps"):
@@ -287,7 +283,8 @@ def result_of(record, config, device, started, confirmation=None, total_steps=No
         losses=curve["losses"],
         smoothed=curve["smoothed"],
         suggestions=curve["suggestions"],
-        recommendation=recommendation,
+        recommendation=as_json(numbers, recommendations),
+        recommendations=recommendations,
         end={"reason": record.end, "step": record.diverged_at, "passes": record.passes},
         skipped_steps=list(record.skipped),
         val_lrs=curve["val_lrs"],

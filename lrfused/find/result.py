@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from lrfused.find.confirm import FLAT, HORIZON_DIVISOR
 from lrfused.find.distributed import is_main_rank
+from lrfused.find.families import DEFAULT
 
 
 @dataclass
@@ -13,7 +14,7 @@ class RangeTestResult:
     losses: list  # its raw loss
     smoothed: list  # its smoothed loss (see lrfused.find.analysis)
     suggestions: dict  # valley / steep / minimum: an LR or None
-    recommendation: dict  # max_lr, base_lr and the calls to paste, or None
+    recommendation: dict  # max_lr, base_lr and the calls to paste, or None (lrfused.find.recommendation.as_json)
     end: dict  # {"reason": completed | diverged | out_of_data, "step": int or None, "passes": int}
     timings: dict
     path: str  # eager | cuda_graph
@@ -26,6 +27,13 @@ class RangeTestResult:
     # {"ran": False, "reason": why not} (then the curve's rule stands)
     confirmation: dict = field(default_factory=lambda: {"ran": False, "reason": None})
     cost: dict = field(default_factory=dict)  # training steps of the sweep and the confirmation
+    # the calls as data: schedule -> lrfused.find.recommendation.Recommendation (empty without a recommendation)
+    recommendations: dict = field(default_factory=dict)
+
+    @property
+    def one_cycle(self):
+        """The recommended 1cycle call as a Recommendation (what --then-train trains), or None."""
+        return self.recommendations.get("one_cycle")
 
     def to_dict(self):
         skipped = set(self.skipped_steps)  # (numbered as the sweep's steps)
@@ -112,7 +120,7 @@ class RangeTestResult:
     def training_text(self):
         """The optimizer, precision and accumulation the sweep trained with."""
         c = self.config
-        text = f"{c.get('optimizer', 'sgd')}, {c.get('precision', 'fp32')}"
+        text = f"{c.get('optimizer', DEFAULT)}, {c.get('precision', 'fp32')}"
         k = c.get("accumulation_steps", 1)
         return text + (f", {k} batches per step" if k > 1 else "")
 

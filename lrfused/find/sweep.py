@@ -19,6 +19,7 @@ import torch
 from lrfused.find.analysis import Smoother
 from lrfused.find.batch import map_tensors, tensors_in, to_device
 from lrfused.find.distributed import average_across_ranks, is_distributed, sum_across_ranks
+from lrfused.find.families import DEFAULT
 from lrfused.find.precision import Precision
 from lrfused.find.stepping import make_stepper, put
 from lrfused.find.validation import validation_loss
@@ -44,12 +45,12 @@ class SweepConfig:
     nesterov: bool
     check_every: int
     cuda_graph: bool
-    optimizer: str = "sgd"  # sgd | adamw | "<class name> (given)"
+    optimizer: str = DEFAULT  # a lrfused.find.families name | "<class name> (given)"
     precision: str = "fp32"  # fp32 | bf16 | fp16
     accumulation_steps: int = 1
     val_every: int = 1  # steps between validation losses, when val_data is given
-    betas: tuple = None  # adamw's
-    eps: float = None  # adamw's
+    betas: tuple = None  # (settings of the families that take them: lrfused.find.families)
+    eps: float = None
     one_cycle_lr: float = None  # set: a 1cycle run at this max_lr instead of the ramp (lrfused.find.confirm)
 
 
@@ -239,7 +240,7 @@ def _check_steps_ran(opt, steps):
     """Once, after the first chunk on the sweep's final path: the counter moved once per step. A graph
     whose work ran on a stream it did not capture is empty, and its replays would leave NaN losses
     that read as divergence."""
-    counted = int(opt._step)
+    counted = int(opt.step_counter)
     if counted != steps:
         raise RuntimeError(
             f"the sweep's training steps did not run: the optimizer counted {counted} of {steps} steps "

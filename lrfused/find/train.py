@@ -3,8 +3,6 @@ import time
 
 import torch
 
-import lrfused
-
 
 @torch.no_grad()
 def evaluate(model, data, loss_fn):
@@ -61,14 +59,6 @@ def train(model, train_data, val_data, loss_fn, epochs, optimizer, scheduler=Non
         if on_epoch is not None:
             on_epoch(record)
     return history
-
-
-ONE_CYCLE = {"sgd": lrfused.FusedOneCycleSGD, "adamw": lrfused.FusedOneCycleAdamW}  # by the sweep's optimizer
-
-
-def one_cycle_optimizer(optimizer, model, max_lr, epochs, steps_per_epoch, **kwargs):
-    """The 1cycle drop-in of the family the sweep used ("sgd" or "adamw")."""
-    return ONE_CYCLE[optimizer](model.parameters(), max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, **kwargs)
 
 
 def plot_history(history, path, title):
