@@ -6,9 +6,9 @@ import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
-from adamw_reference import TOLERANCES, assert_states_match
+from reference.adamw import TOLERANCES, assert_states_match
 from conftest import requires_cuda, step_twice_without_host_sync
-from reference import step_both
+from reference.sgd import step_both
 
 pytestmark = requires_cuda()
 

@@ -6,7 +6,7 @@ import torch
 
 import lrfused
 from conftest import DEVICES
-from reference import torch_one_cycle
+from reference.sgd import torch_one_cycle
 
 
 def run_steps(threads, dtype):

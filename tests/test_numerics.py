@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import DEVICES, DTYPES, dtype_id
-from reference import SideBySide, compare_each_step
+from reference.sgd import run_and_compare
 
 # Sizes include 1, odd sizes, an empty tensor, and one large enough to be split across threads.
 SHAPES = [(1,), (7, 3), (4097,), (0,), (33, 65), (70001,)]
@@ -37,10 +37,6 @@ WARM_RESTARTS_OPTIONS = {
     "nesterov_decay": dict(max_lr=0.2, T_0=3, T_mult=3, nesterov=True, weight_decay=1e-2),
     "dampening_no_momentum_maximize": dict(max_lr=0.2, T_0=5, momentum=0.0, maximize=True, weight_decay=1e-3),
 }
-
-
-def run_and_compare(kind, group_specs, dtype, device, steps, skips=lambda step: (), **kwargs):
-    return compare_each_step(SideBySide(kind, group_specs, dtype, device, **kwargs), steps, skips)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -118,7 +114,7 @@ def test_mixed_dtypes_in_one_step(device):
     """float32, float64 and bfloat16 params in one optimizer step, compared with torch; the bfloat16
     one by the low-precision rule: at most twice torch's distance from a float32 run (+ one ulp)."""
     import lrfused
-    from reference import step_both, torch_one_cycle
+    from reference.sgd import step_both, torch_one_cycle
 
     dtypes = (torch.float32, torch.float64, torch.bfloat16)
     fused_params = [torch.randn(129, dtype=d, device=device) for d in dtypes]
@@ -145,7 +141,7 @@ def test_mixed_dtypes_in_one_step(device):
 def test_non_contiguous_dense_params(device):
     """A transposed (permuted, dense) param and a grad of other strides are updated element by element."""
     import lrfused
-    from reference import torch_one_cycle
+    from reference.sgd import torch_one_cycle
 
     base = torch.randn(6, 10, device=device)
     fused_p = base.clone().t()
@@ -168,7 +164,7 @@ def test_many_params_some_with_grads_of_other_strides(device):
     """Past the count where params are checked in parallel (hundreds), with every seventh grad
     of other strides than its (transposed) param: still equal to torch, step by step."""
     import lrfused
-    from reference import step_both, torch_one_cycle
+    from reference.sgd import step_both, torch_one_cycle
 
     torch.manual_seed(0)
     shapes = [(3, 5) if i % 7 == 0 else (i % 11 + 1,) for i in range(900)]

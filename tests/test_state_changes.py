@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lrfused
-from reference import torch_one_cycle
+from reference.sgd import torch_one_cycle
 
 KWARGS = dict(max_lr=0.2, total_steps=20, cycle_momentum=False, momentum=0.9, dampening=0.1, weight_decay=1e-2)
 
