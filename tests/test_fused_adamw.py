@@ -9,9 +9,8 @@ import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
-from adamw_reference import MOMENT_KEYS, TOLERANCES, assert_states_match, assert_step_matches, run_and_compare
 from conftest import DEVICES, DTYPES, dtype_id
-from test_amp import INF_STEPS, _model, _train_step
+from reference.adamw import MOMENT_KEYS, TOLERANCES, assert_states_match, run_and_compare
 
 F32 = TOLERANCES[torch.float32]
 STEPS = 12
@@ -334,42 +333,7 @@ def test_hold_final_lr(device):
     assert float(held.state[q]["step"]) == 4
 
 
-# --- 6: GradScaler -------------------------------------------------------------------------------
-
-AMP_STEPS = 12  # (the model, batches and overflowing steps of the SGD family's GradScaler tests)
-
-
-# torch warns when the reference's first optimizer step was skipped by the scaler: expected here.
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("count_skipped_steps", [True, False], ids=["skips_counted", "skips_not_counted"])
-def test_grad_scaler_matches_torch_step_for_step(count_skipped_steps, device):
-    """AdamW + GradScaler + OneCycleLR: torch's optimizer is not stepped on a skipped step (its state
-    untouched), its scheduler after every step or only after real ones."""
-    assert lrfused.FusedOneCycleAdamW._step_supports_amp_scaling
-    fused_model, torch_model = _model(device), _model(device)
-    kwargs = dict(max_lr=0.05, total_steps=AMP_STEPS)
-    fused = lrfused.FusedOneCycleAdamW(
-        fused_model.parameters(), amsgrad=True, count_skipped_steps=count_skipped_steps, **kwargs
-    )
-    ref = torch.optim.AdamW(torch_model.parameters(), lr=0.1, amsgrad=True, foreach=False)
-    sched = OneCycleLR(ref, **kwargs)
-    # growth_interval 3: the scale grows and backs off within the run
-    scalers = [torch.amp.GradScaler(device, init_scale=2.0**10, growth_interval=3) for _ in range(2)]
-    skipped = 0
-    for step in range(AMP_STEPS):
-        fused_skipped = _train_step(fused_model, fused, scalers[0], step, device)
-        torch_skipped = _train_step(torch_model, ref, scalers[1], step, device)
-        assert fused_skipped == torch_skipped == (step in INF_STEPS)
-        if count_skipped_steps or not torch_skipped:
-            sched.step()
-        skipped += torch_skipped
-        assert scalers[0].get_scale() == scalers[1].get_scale()
-        assert fused.schedule_step == (step + 1 if count_skipped_steps else step + 1 - skipped)
-        assert fused.param_groups[0]["lr"] == sched.get_last_lr()[0]
-        assert tuple(fused.param_groups[0]["betas"]) == tuple(ref.param_groups[0]["betas"])
-        assert_states_match(fused, ref, list(fused_model.parameters()), list(torch_model.parameters()), step, **F32)
-
+# --- 6: GradScaler (the step-for-step run beside torch: test_amp.py, for every family) ------------
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("count_skipped_steps", [True, False], ids=["skips_counted", "skips_not_counted"])
@@ -417,135 +381,7 @@ def test_a_skipped_step_changes_nothing_but_the_schedule_counter(count_skipped_s
     assert opt.schedule_step == (3 if count_skipped_steps else 2)
 
 
-# --- master weights -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=dtype_id)
-@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
-def test_master_weights_match_float32_training(amsgrad, dtype, device):
-    """A float32 master_param and float32 moments follow torch's float32 AdamW + OneCycleLR on the same
-    (low-precision) grads; the param is the master rounded."""
-    shapes = [(1,), (7, 3), (4097,), (0,), (70001,)]
-    params = [torch.randn(s, device=device).to(dtype) for s in shapes]
-    ref_params = [p.float() for p in params]
-    kwargs = dict(max_lr=0.05, total_steps=8)
-    fused = lrfused.FusedOneCycleAdamW(params, amsgrad=amsgrad, weight_decay=1e-2, master_weights=True, **kwargs)
-    ref = torch.optim.AdamW(ref_params, lr=0.1, amsgrad=amsgrad, weight_decay=1e-2, foreach=False)
-    sched = OneCycleLR(ref, **kwargs)
-    for step in range(8):
-        for p, r in zip(params, ref_params):
-            p.grad = torch.randn_like(p)
-            r.grad = p.grad.float()
-        fused.step()
-        ref.step()
-        sched.step()
-        for i, (p, r) in enumerate(zip(params, ref_params)):
-            state, torch_state = fused.state[p], ref.state[r]
-            where = f"step {step}, param {i}"
-            assert state["master_param"].dtype == torch.float32
-            torch.testing.assert_close(state["master_param"], r, **F32, msg=lambda m: f"{where}: {m}")
-            assert_step_matches(state, torch_state, p, where)
-            for key in MOMENT_KEYS:
-                assert (key in state) == (key in torch_state), key
-                if key in state:
-                    assert state[key].dtype == torch.float32, key
-                    torch.testing.assert_close(state[key], torch_state[key], **F32, msg=lambda m: f"{where}, {key}: {m}")
-            assert torch.equal(p, state["master_param"].to(dtype))
-
-
-# --- 7: bad input -----------------------------------------------------------------------------------
-
-
-def _adamw(**kwargs):
-    return lambda params: lrfused.FusedAdamW(params, **kwargs)
-
-
-def _one_cycle_adamw(**kwargs):
-    return lambda params: lrfused.FusedOneCycleAdamW(params, max_lr=0.05, total_steps=10, **kwargs)
-
-
-BAD_ARGUMENTS = {
-    "betas_one": (_adamw(betas=(0.9,)), "betas"),
-    "betas_three": (_adamw(betas=(0.9, 0.999, 0.5)), "betas"),
-    "beta1_one": (_adamw(betas=(1.0, 0.999)), "betas"),
-    "beta1_negative": (_adamw(betas=(-0.1, 0.999)), "betas"),
-    "beta2_one": (_adamw(betas=(0.9, 1.0)), "betas"),
-    "beta2_nan": (_adamw(betas=(0.9, float("nan"))), "betas"),
-    "one_cycle_betas": (_one_cycle_adamw(betas=(0.9, 1.5)), "betas"),
-    "eps_zero": (_adamw(eps=0.0), "eps"),
-    "eps_negative": (_adamw(eps=-1e-8), "eps"),
-    "eps_inf": (_adamw(eps=float("inf")), "eps"),
-    "eps_nan": (_adamw(eps=float("nan")), "eps"),
-    "one_cycle_eps": (_one_cycle_adamw(eps=0.0), "eps"),
-    "weight_decay_negative": (_adamw(weight_decay=-1e-2), "weight_decay"),
-    "weight_decay_inf": (_adamw(weight_decay=float("inf")), "weight_decay"),
-    "weight_decay_nan": (_adamw(weight_decay=float("nan")), "weight_decay"),
-    "one_cycle_weight_decay": (_one_cycle_adamw(weight_decay=-1.0), "weight_decay"),
-    "lr_negative": (_adamw(lr=-1e-3), "lr"),
-}
-
-
-@pytest.mark.parametrize("make, name", BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys())
-def test_bad_arguments_are_refused(make, name):
-    p = torch.randn(5)
-    before = p.clone()
-    with pytest.raises(ValueError, match=name):
-        make([p])
-    assert torch.equal(p, before)
-
-
-def test_betas_that_are_not_a_sequence_are_refused():
-    # A bare float: the spec asks for a ValueError; a TypeError names it as well.
-    with pytest.raises((ValueError, TypeError), match="betas"):
-        lrfused.FusedAdamW([torch.randn(5)], betas=0.9)
-
-
-@pytest.mark.parametrize(
-    "group, name",
-    [({"betas": (0.9, 1.0)}, "betas"), ({"eps": -1.0}, "eps"), ({"weight_decay": -0.5}, "weight_decay"), ({"lr": -0.1}, "lr")],
-    ids=["betas", "eps", "weight_decay", "lr"],
-)
-def test_a_bad_group_value_is_refused_before_anything_changes(group, name):
-    """In a group dict at construction, and in add_param_group: refused, the optimizer as it was."""
-    with pytest.raises(ValueError, match=name):
-        lrfused.FusedAdamW([{"params": [torch.randn(3)], **group}])
-    p = torch.randn(5)
-    opt = lrfused.FusedAdamW([p], lr=1e-2)
-    p.grad = torch.ones(5)
-    opt.step()
-    state = {k: v.clone() for k, v in opt.state[p].items()}
-    groups = copy.deepcopy(opt.param_groups)
-    with pytest.raises(ValueError, match=name):
-        opt.add_param_group({"params": [torch.randn(3)], **group})
-    assert len(opt.param_groups) == 1 and opt.param_groups[0].keys() == groups[0].keys()
-    assert all(torch.equal(v, state[k]) for k, v in opt.state[p].items()) and len(opt.state) == 1
-
-
-@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
-def test_sparse_grad_is_refused_at_step_and_changes_nothing(amsgrad):
-    """A sparse grad on the second param: the first param, valid, does not move either; no state or
-    counter changes."""
-    params = [torch.randn(5), torch.randn(3)]
-    opt = lrfused.FusedOneCycleAdamW(params, max_lr=0.05, total_steps=10, amsgrad=amsgrad)
-    for p in params:
-        p.grad = torch.ones_like(p)
-    opt.step()  # a first good step, so that state exists
-    extra = torch.randn(2)
-    opt.add_param_group({"params": [extra]})
-    extra.grad = torch.ones(2)
-    params[1].grad = torch.ones(3).to_sparse()
-    before = [p.clone() for p in params + [extra]]
-    state = {id(p): {k: v.clone() for k, v in s.items()} for p, s in opt.state.items()}
-    with pytest.raises(RuntimeError, match="grad of param 1 must be dense .*sparse gradients are not supported"):
-        opt.step()
-    for p, b in zip(params + [extra], before):
-        assert torch.equal(p, b)
-    assert {id(p) for p in opt.state} == set(state)
-    for p, s in opt.state.items():
-        assert s.keys() == state[id(p)].keys()
-        assert all(torch.equal(v, state[id(p)][k]) for k, v in s.items())
-    assert opt.schedule_step == 1
+# --- 7: bad input (the family's argument cases: families.py, run by test_bad_input.py) -------------
 
 
 @pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
@@ -564,98 +400,6 @@ def test_complex_params_match_torch(amsgrad):
         assert_states_match(fused, ref, [param], [twin], step, **F32)
 
 
-# --- 8: torch.compile -------------------------------------------------------------------------------
-
-COMPILE_STEPS = 8
-COMPILED = {
-    "adamw_amsgrad": lambda ps: lrfused.FusedAdamW(ps, lr=1e-2, amsgrad=True),
-    "adamw_cyclic": lambda ps: lrfused.FusedAdamW(
-        ps, lr=1e-3, schedule=lrfused.schedules.Cyclic(base_lr=1e-3, max_lr=0.05, step_size_up=3)
-    ),
-    "one_cycle_adamw": lambda ps: lrfused.FusedOneCycleAdamW(ps, max_lr=0.05, total_steps=COMPILE_STEPS),
-}
-
-
-@pytest.fixture
-def _fresh_dynamo():
-    from torch._dynamo.utils import counters
-
-    torch._dynamo.reset()
-    counters.clear()
-    yield counters
-    torch._dynamo.reset()
-
-
-def _models():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
-    twin = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
-    twin.load_state_dict(model.state_dict())
-    return model, twin
-
-
-def _backward(models, step):
-    generator = torch.Generator().manual_seed(step)
-    x, y = torch.randn(5, 8, generator=generator), torch.randn(5, 4, generator=generator)
-    for m in models:
-        m.zero_grad()
-        torch.nn.functional.mse_loss(m(x), y).backward()
-
-
-def _assert_same_runs(compiled_opt, eager_opt, model, twin, step):
-    for p, q in zip(model.parameters(), twin.parameters()):
-        assert torch.equal(p, q), f"step {step}"
-        for key, value in eager_opt.state[q].items():
-            assert torch.equal(compiled_opt.state[p][key], value), (step, key)
-    # A compiled step leaves the host count unknown: the groups show the next step's values once
-    # get_last_lr() has read the device counter (documented).
-    assert compiled_opt.get_last_lr() == eager_opt.get_last_lr(), step
-    for g, h in zip(compiled_opt.param_groups, eager_opt.param_groups):
-        assert g["lr"] == h["lr"] and tuple(g["betas"]) == tuple(h["betas"]), step
-
-
-@pytest.mark.parametrize("make", COMPILED.values(), ids=COMPILED.keys())
-def test_compiled_step_with_fullgraph_equals_eager_without_recompiles(make, _fresh_dynamo):
-    """After one eager step (state made), torch.compile(opt.step, fullgraph=True) runs as one graph,
-    is not recompiled as the LR and beta1 move, and equals the eager optimizer bit for bit."""
-    from torch._dynamo.testing import CompileCounterWithBackend
-
-    model, twin = _models()
-    compiled_opt, eager_opt = make(model.parameters()), make(twin.parameters())
-    _backward((model, twin), 0)
-    compiled_opt.step()
-    eager_opt.step()
-    backend = CompileCounterWithBackend("inductor")
-    compiled_step = torch.compile(compiled_opt.step, backend=backend, fullgraph=True)
-    frames = []
-    for step in range(1, COMPILE_STEPS):
-        _backward((model, twin), step)
-        compiled_step()
-        eager_opt.step()
-        frames.append(backend.frame_count)
-        _assert_same_runs(compiled_opt, eager_opt, model, twin, step)
-    # At most one recompile (a counter becoming dynamic), then none while the schedule moves.
-    assert frames[-1] <= 2 and frames[-1] == frames[1], frames
-    assert compiled_opt.schedule_step == eager_opt.schedule_step == COMPILE_STEPS
-
-
-def test_compiled_step_from_the_first_step_equals_eager(_fresh_dynamo):
-    """Compiled before any state exists (no fullgraph): no graph break, at most one recompile once the
-    state exists, then none."""
-    from torch._dynamo.testing import CompileCounterWithBackend
-
-    model, twin = _models()
-    compiled_opt, eager_opt = COMPILED["one_cycle_adamw"](model.parameters()), COMPILED["one_cycle_adamw"](twin.parameters())
-    backend = CompileCounterWithBackend("inductor")
-    compiled_step = torch.compile(compiled_opt.step, backend=backend)
-    frames = []
-    for step in range(COMPILE_STEPS):
-        _backward((model, twin), step)
-        compiled_step()
-        eager_opt.step()
-        frames.append(backend.frame_count)
-        _assert_same_runs(compiled_opt, eager_opt, model, twin, step)
-    assert frames[-1] <= 2 and frames[-1] == frames[2], frames
-    assert sum(_fresh_dynamo["graph_break"].values()) == 0, dict(_fresh_dynamo["graph_break"])
+# --- 8: torch.compile: test_compile.py, for every family. Master weights and GradScaler: test_amp.py.
 
 # (DDP and DTensor / FSDP2 params: tests/test_distributed.py, for both families.)
