@@ -27,6 +27,7 @@ class Family:
     reference: ModuleType
     max_lr: float  # a 1cycle peak that trains the tests' small models without diverging
     variants: dict  # named option sets, one per state layout the family has
+    custom: dict  # every hyperparameter off its default: what a state dict round trip must carry
     state_keys: tuple  # per-param state tensors compared with torch's, where torch has them
     count_key: str  # the per-param count kept as torch keeps it (a float32 one-element tensor), or None
     tolerances: dict  # dtype -> assert_close keywords against torch in the same dtype
@@ -66,6 +67,7 @@ SGD = Family(
     reference=sgd_reference,
     max_lr=0.5,
     variants={"momentum": dict(momentum=0.9)},
+    custom=dict(momentum=0.8, dampening=0.3, weight_decay=1e-2),
     state_keys=("momentum_buffer",),
     count_key=None,
     tolerances={torch.float32: {}, torch.float64: {}},  # torch.testing's defaults
@@ -92,6 +94,7 @@ ADAMW = Family(
     reference=adamw_reference,
     max_lr=0.05,
     variants={"adam": {}, "amsgrad": dict(amsgrad=True)},
+    custom=dict(betas=(0.8, 0.99), eps=1e-7, weight_decay=1e-2, amsgrad=True),
     state_keys=adamw_reference.MOMENT_KEYS,
     count_key="step",
     tolerances=adamw_reference.TOLERANCES,

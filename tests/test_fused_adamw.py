@@ -1,7 +1,8 @@
 """lrfused.FusedAdamW / FusedOneCycleAdamW (issue #16) against torch.optim.AdamW(foreach=False) driven by
 torch's schedulers, compared after every step: params, exp_avg, exp_avg_sq, max_exp_avg_sq, each
-param's step, and the lr / betas the groups show. Also GradScaler skips, master weights, state dicts
-to and from torch, bad input, torch.compile and DTensor params."""
+param's step, and the lr / betas the groups show; what is AdamW's own: amsgrad, the cycled beta1, the
+per-param step (its forms in torch's state dicts, a skipped step). The concerns every family shares
+run from families.py (see the end of this file)."""
 import copy
 
 import pytest
@@ -10,7 +11,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
 from conftest import DEVICES, DTYPES, dtype_id
-from reference.adamw import MOMENT_KEYS, TOLERANCES, assert_states_match, run_and_compare
+from reference.adamw import TOLERANCES, assert_states_match, run_and_compare
 
 F32 = TOLERANCES[torch.float32]
 STEPS = 12
@@ -18,7 +19,6 @@ STEPS = 12
 SHAPES = [(1,), (7, 3), (4097,), (0,), (33, 65), (70001,)]
 
 CONSTANT_OPTIONS = {
-    "defaults": dict(lr=1e-2),
     "no_decay": dict(lr=1e-2, weight_decay=0.0),
     "amsgrad": dict(lr=1e-2, amsgrad=True),
     "maximize_amsgrad_decay": dict(lr=5e-3, maximize=True, amsgrad=True, weight_decay=0.1),
@@ -27,38 +27,26 @@ CONSTANT_OPTIONS = {
 }
 
 ONE_CYCLE_OPTIONS = {
-    "defaults": {},
     "amsgrad_maximize": dict(amsgrad=True, maximize=True),
     "linear_no_decay": dict(anneal_strategy="linear", pct_start=0.4, weight_decay=0.0),
-    "three_phase_amsgrad": dict(three_phase=True, pct_start=0.25, amsgrad=True),
     "fixed_beta1": dict(cycle_momentum=False, betas=(0.8, 0.99)),
     "factors": dict(div_factor=10.0, final_div_factor=100.0, base_momentum=0.5, max_momentum=0.99, eps=1e-6),
 }
 
 CYCLIC_OPTIONS = {
-    "triangular": dict(base_lr=1e-3, max_lr=0.05, step_size_up=3),
-    "triangular2_asym_amsgrad": dict(
-        base_lr=1e-3, max_lr=0.05, step_size_up=2, step_size_down=5, mode="triangular2", amsgrad=True
-    ),
     "exp_range_maximize_no_decay": dict(
         base_lr=1e-3, max_lr=0.05, step_size_up=4, mode="exp_range", gamma=0.9, maximize=True, weight_decay=0.0
     ),
-    "momenta": dict(base_lr=1e-3, max_lr=0.05, step_size_up=3, base_momentum=0.5, max_momentum=0.95),
     "fixed_beta1": dict(base_lr=1e-3, max_lr=0.05, step_size_up=3, cycle_momentum=False, betas=(0.85, 0.99)),
 }
 
-WARM_RESTARTS_OPTIONS = {
-    "constant_cycles": dict(max_lr=0.05, T_0=4),
-    "growing_cycles_amsgrad": dict(max_lr=0.05, T_0=2, T_mult=2, eta_min=1e-3, amsgrad=True),
-}
-
 WARMUP_COSINE_OPTIONS = {
-    "warmup": dict(lr=0.05, total_steps=STEPS, warmup_steps=3),
     "cosine_only_amsgrad_maximize": dict(lr=0.05, total_steps=STEPS, eta_min=1e-3, amsgrad=True, maximize=True),
 }
 
 
-# --- 1 and 2: every schedule, float32/float64 within tolerance, float16/bfloat16 by the 2x rule ----
+# --- 1 and 2: every schedule with AdamW's own options (amsgrad, betas, eps), float32/float64 within
+# tolerance, float16/bfloat16 by the 2x rule (options every family takes: test_numerics.py) -------
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -76,12 +64,13 @@ def test_one_cycle_matches_torch_over_the_whole_schedule(options, dtype, device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("options", ["defaults", "three_phase_amsgrad"])
+@pytest.mark.parametrize("options", [{}, dict(three_phase=True, pct_start=0.25, amsgrad=True)],
+                         ids=["defaults", "three_phase_amsgrad"])
 def test_one_cycle_through_the_schedule_argument(options, device):
     """FusedAdamW(schedule=OneCycle(...)) is FusedOneCycleAdamW."""
     run_and_compare(
         "one_cycle_schedule", [{"shapes": SHAPES}], torch.float32, device, STEPS,
-        max_lr=0.05, total_steps=STEPS, **ONE_CYCLE_OPTIONS[options],
+        max_lr=0.05, total_steps=STEPS, **options,
     )
 
 
@@ -91,13 +80,6 @@ def test_one_cycle_through_the_schedule_argument(options, device):
 def test_cyclic_matches_torch(options, dtype, device):
     """cycle_momentum=True cycles beta1 (CyclicLR writes group['betas'] for an optimizer with betas)."""
     run_and_compare("cyclic", [{"shapes": SHAPES}], dtype, device, STEPS, **options)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
-@pytest.mark.parametrize("options", WARM_RESTARTS_OPTIONS.values(), ids=WARM_RESTARTS_OPTIONS.keys())
-def test_warm_restarts_match_torch(options, dtype, device):
-    run_and_compare("warm_restarts", [{"shapes": SHAPES}], dtype, device, STEPS, **options)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -196,7 +178,7 @@ def test_shown_lr_and_betas_follow_one_cycle_lr(cycle_momentum, device):
     assert (len(seen) > 1) == cycle_momentum  # the test would notice a beta1 that does not move
 
 
-# --- 5: state dicts to and from torch.optim.AdamW ----------------------------------------------------
+# --- 5: torch.optim.AdamW's state dicts, with each form of the per-param step ---------------------
 
 RESUME_SHAPES = [(33,), (4, 5), (1,), (0,)]
 RESUME_KWARGS = dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-7, weight_decay=1e-2, amsgrad=True)
@@ -251,89 +233,7 @@ def test_torch_adamw_state_dict_resumes_in_fused_adamw(saved_step, device):
         assert_states_match(fused, ref, fused_params, torch_params, step, **F32)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_fused_adamw_state_dict_resumes_in_torch_adamw(device):
-    """FusedAdamW for 5 steps (beside torch), its state dict loaded into torch AdamW, which then
-    continues as the uninterrupted torch run does."""
-    start = [torch.randn(s, device=device) for s in RESUME_SHAPES]
-    fused_params, torch_params = [p.clone() for p in start], [p.clone() for p in start]
-    fused = lrfused.FusedAdamW(fused_params, **RESUME_KWARGS)
-    ref = torch.optim.AdamW(torch_params, foreach=False, **RESUME_KWARGS)
-    for step in range(5):
-        grads = _grads(step, device)
-        _set_grads(fused_params, grads)
-        _set_grads(torch_params, grads)
-        fused.step()
-        ref.step()
-    resumed_params = [p.clone() for p in fused_params]
-    resumed = torch.optim.AdamW(resumed_params, foreach=False, **RESUME_KWARGS)
-    resumed.load_state_dict(copy.deepcopy(fused.state_dict()))
-    for step in range(5, 10):
-        grads = _grads(step, device)
-        _set_grads(torch_params, grads)
-        _set_grads(resumed_params, grads)
-        ref.step()
-        resumed.step()
-        for i, (r, q) in enumerate(zip(resumed_params, torch_params)):
-            torch.testing.assert_close(r, q, **F32, msg=lambda m: f"step {step}, param {i}: {m}")
-            if q in ref.state:
-                assert float(resumed.state[r]["step"]) == float(ref.state[q]["step"])
-                for key in MOMENT_KEYS:
-                    torch.testing.assert_close(resumed.state[r][key], ref.state[q][key], **F32)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_one_cycle_adamw_state_dict_resume_is_exact(device):
-    """Saved mid-schedule and loaded into a new FusedOneCycleAdamW: bit-identical to the uninterrupted
-    run, the schedule's counter and the shown lr / betas included."""
-    kwargs = dict(max_lr=0.05, total_steps=10, amsgrad=True, weight_decay=1e-2)
-    params = [torch.randn(s, device=device) for s in RESUME_SHAPES]
-    opt = lrfused.FusedOneCycleAdamW(params, **kwargs)
-    for step in range(4):
-        _set_grads(params, _grads(step, device))
-        opt.step()
-    resumed_params = [p.clone() for p in params]
-    resumed = lrfused.FusedOneCycleAdamW(resumed_params, **kwargs)
-    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))
-    assert resumed.schedule_step == opt.schedule_step == 4
-    for step in range(4, 10):
-        grads = _grads(step, device)
-        _set_grads(params, grads)
-        _set_grads(resumed_params, grads)
-        opt.step()
-        resumed.step()
-        assert resumed.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
-        assert tuple(resumed.param_groups[0]["betas"]) == tuple(opt.param_groups[0]["betas"])
-        for p, q in zip(params, resumed_params):
-            assert torch.equal(p, q), f"step {step}: the resumed run left the uninterrupted one"
-            if p in opt.state:
-                for key, value in opt.state[p].items():
-                    assert torch.equal(resumed.state[q][key], value), (step, key)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_hold_final_lr(device):
-    """As FusedOneCycleSGD: the step after the last raises as OneCycleLR does (nothing changed), unless
-    hold_final_lr=True: then the last lr and beta1 hold."""
-    p, q = torch.randn(6, device=device), torch.randn(6, device=device)
-    ending = lrfused.FusedOneCycleAdamW([p], max_lr=0.05, total_steps=3)
-    held = lrfused.FusedOneCycleAdamW([q], max_lr=0.05, total_steps=3, hold_final_lr=True)
-    for _ in range(3):
-        p.grad, q.grad = torch.randn_like(p), torch.randn_like(q)
-        ending.step()
-        held.step()
-    before = (p.clone(), {k: v.clone() for k, v in ending.state[p].items()})
-    with pytest.raises(ValueError, match="Tried to step 4 times. The specified number of total steps is 3"):
-        ending.step()
-    assert torch.equal(p, before[0]) and ending.schedule_step == 3
-    assert all(torch.equal(v, before[1][k]) for k, v in ending.state[p].items())
-    shown = held.param_groups[0]["lr"], tuple(held.param_groups[0]["betas"])
-    held.step()
-    assert (held.param_groups[0]["lr"], tuple(held.param_groups[0]["betas"])) == shown
-    assert float(held.state[q]["step"]) == 4
-
-
-# --- 6: GradScaler (the step-for-step run beside torch: test_amp.py, for every family) ------------
+# --- 6: a skipped step (found_inf), beside torch's fused AdamW ----------------------------------
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("count_skipped_steps", [True, False], ids=["skips_counted", "skips_not_counted"])
@@ -381,25 +281,8 @@ def test_a_skipped_step_changes_nothing_but_the_schedule_counter(count_skipped_s
     assert opt.schedule_step == (3 if count_skipped_steps else 2)
 
 
-# --- 7: bad input (the family's argument cases: families.py, run by test_bad_input.py) -------------
-
-
-@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
-def test_complex_params_match_torch(amsgrad):
-    """As torch's AdamW on complex64: every step is elementwise on the real view (real and imaginary
-    parts as two reals, each with its own second moment)."""
-    param = torch.randn(4, 3, dtype=torch.complex64)
-    twin = param.clone()
-    fused = lrfused.FusedAdamW([param], lr=1e-2, amsgrad=amsgrad, weight_decay=0.1)
-    ref = torch.optim.AdamW([twin], lr=1e-2, amsgrad=amsgrad, weight_decay=0.1, foreach=False)
-    for step in range(5):
-        param.grad = torch.randn_like(param)
-        twin.grad = param.grad.clone()
-        fused.step()
-        ref.step()
-        assert_states_match(fused, ref, [param], [twin], step, **F32)
-
-
-# --- 8: torch.compile: test_compile.py, for every family. Master weights and GradScaler: test_amp.py.
-
-# (DDP and DTensor / FSDP2 params: tests/test_distributed.py, for both families.)
+# --- Elsewhere, for every family (families.py): GradScaler step for step and master weights
+# (test_amp.py), bad arguments, bad group values and sparse grads (test_bad_input.py), complex params
+# (test_torch_compat.py), state dicts into torch's AdamW, the 1cycle resume and hold_final_lr
+# (test_state_dicts.py), torch.compile (test_compile.py); DDP and DTensor / FSDP2 params
+# (test_distributed.py).

@@ -1,23 +1,82 @@
-"""lrfused against torch.optim.SGD(foreach=False) + OneCycleLR / CyclicLR, compared after every step."""
+"""lrfused against torch's optimizers (foreach=False) + torch's schedulers, compared after every step on
+every dtype: each schedule for every family (families.py) and each of its state layouts, then SGD with
+its own options (nesterov, dampening, no momentum), groups, params without grads and odd layouts."""
 import pytest
 import torch
 
 from conftest import DEVICES, DTYPES, dtype_id
+from families import family_variants
 from reference.sgd import run_and_compare
 
 # Sizes include 1, odd sizes, an empty tensor, and one large enough to be split across threads.
 SHAPES = [(1,), (7, 3), (4097,), (0,), (33, 65), (70001,)]
 
+FAMILY_STEPS = 12
+# Per schedule, options every family takes, as functions of the family (its 1cycle peak sets the LRs).
+FAMILY_SCHEDULES = {
+    "one_cycle": {
+        "defaults": lambda f: dict(max_lr=f.max_lr, total_steps=FAMILY_STEPS),
+        "linear_decay_maximize": lambda f: dict(
+            max_lr=f.max_lr, total_steps=FAMILY_STEPS, anneal_strategy="linear", pct_start=0.4, weight_decay=1e-2,
+            maximize=True,
+        ),
+        "three_phase": lambda f: dict(max_lr=f.max_lr, total_steps=FAMILY_STEPS, three_phase=True, pct_start=0.25),
+        "fixed_momentum": lambda f: dict(max_lr=f.max_lr, total_steps=FAMILY_STEPS, cycle_momentum=False),
+        "factors": lambda f: dict(
+            max_lr=f.max_lr, total_steps=FAMILY_STEPS, div_factor=10.0, final_div_factor=100.0, base_momentum=0.5,
+            max_momentum=0.99,
+        ),
+    },
+    "cyclic": {
+        "triangular": lambda f: dict(base_lr=f.max_lr / 50, max_lr=f.max_lr, step_size_up=3),
+        "triangular2_asym": lambda f: dict(
+            base_lr=f.max_lr / 50, max_lr=f.max_lr, step_size_up=2, step_size_down=5, mode="triangular2"
+        ),
+        "exp_range_maximize": lambda f: dict(
+            base_lr=f.max_lr / 50, max_lr=f.max_lr, step_size_up=4, mode="exp_range", gamma=0.9, maximize=True
+        ),
+        "momenta": lambda f: dict(
+            base_lr=f.max_lr / 50, max_lr=f.max_lr, step_size_up=3, base_momentum=0.5, max_momentum=0.95
+        ),
+    },
+    "warm_restarts": {
+        "constant_cycles": lambda f: dict(max_lr=f.max_lr, T_0=4),
+        "growing_cycles": lambda f: dict(max_lr=f.max_lr, T_0=2, T_mult=2, eta_min=f.max_lr / 50),
+    },
+    "constant": {
+        "defaults": lambda f: dict(lr=f.max_lr / 5),
+        "decay_maximize": lambda f: dict(lr=f.max_lr / 5, weight_decay=0.1, maximize=True),
+    },
+    "warmup_cosine": {
+        "warmup": lambda f: dict(lr=f.max_lr, total_steps=FAMILY_STEPS, warmup_steps=3),
+        "cosine_only_eta_min": lambda f: dict(lr=f.max_lr, total_steps=FAMILY_STEPS, eta_min=f.max_lr / 50),
+    },
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("family, options", family_variants())
+@pytest.mark.parametrize(
+    "kind, case", [pytest.param(k, c, id=f"{k}-{name}") for k, cases in FAMILY_SCHEDULES.items() for name, c in cases.items()]
+)
+def test_every_family_matches_torch(kind, case, family, options, dtype, device):
+    """Params, state (and per-param counts) after every step, the shown lr and momentum before and
+    after each: float32/float64 within the family's tolerance, float16/bfloat16 by the 2x rule."""
+    family.reference.run_and_compare(
+        kind, [{"shapes": SHAPES}], dtype, device, FAMILY_STEPS, **case(family), **options
+    )
+
+
+# --- SGD's own options: nesterov, dampening, no momentum ------------------------------------------
+
 ONE_CYCLE_OPTIONS = {
-    "defaults": {},
     "nesterov_decay": dict(nesterov=True, weight_decay=1e-2),
     "dampening": dict(dampening=0.3, weight_decay=1e-3),
     "maximize": dict(maximize=True, weight_decay=1e-2),
     "linear": dict(anneal_strategy="linear", pct_start=0.4),
-    "three_phase": dict(three_phase=True, pct_start=0.25),
     "fixed_momentum": dict(cycle_momentum=False, momentum=0.8, nesterov=True),
     "no_momentum": dict(cycle_momentum=False, momentum=0.0, weight_decay=1e-2),
-    "factors": dict(div_factor=10.0, final_div_factor=100.0, base_momentum=0.5, max_momentum=0.99),
     "zero_base_momentum": dict(base_momentum=0.0, max_momentum=0.9, dampening=0.5),
 }
 

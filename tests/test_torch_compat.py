@@ -9,6 +9,7 @@ import torch
 
 import lrfused
 from conftest import DEVICES, dtype_id, requires_cuda
+from families import family_variants
 from lrfused.schedules import OneCycle
 
 OPTIONS = [
@@ -341,6 +342,22 @@ def test_complex_params_are_updated_like_torch(dtype, options, device):
     step_both(fused, reference, fused_params, reference_params)
     if "momentum" in options:
         assert fused.state[fused_params[0]]["momentum_buffer"].dtype == dtype
+
+
+@pytest.mark.parametrize("family, options", family_variants())
+def test_complex_params_match_torch_in_every_family(family, options):
+    """As torch's optimizers on complex64: every step is elementwise on the real view (real and
+    imaginary parts as two reals, each with its own state)."""
+    param = torch.randn(4, 3, dtype=torch.complex64)
+    twin = param.clone()
+    fused = family.fused([param], lr=1e-2, weight_decay=0.1, **options)
+    ref = family.make_torch([twin], lr=1e-2, weight_decay=0.1, **options)
+    for step in range(5):
+        param.grad = torch.randn_like(param)
+        twin.grad = param.grad.clone()
+        fused.step()
+        ref.step()
+        family.reference.assert_states_match(fused, ref, [param], [twin], step, **family.tolerance())
 
 
 @pytest.mark.parametrize("kind", DROP_INS)
