@@ -24,7 +24,7 @@ def grads_at(step, device):
 
 def set_grads(params, grads):
     for p, g in zip(params, grads):
-        p.grad = None if g is None else g.clone()
+        p.grad = None if g is None else g.to(p.dtype, copy=True)
 
 
 def step_side_by_side(runs, step, device):
@@ -132,3 +132,44 @@ def test_hold_final_lr(family, device):
     assert family.shown(held.param_groups[0]) == shown
     if family.count_key is not None:
         assert float(held.state[q][family.count_key]) == 4
+
+
+@pytest.mark.parametrize("family, options", family_variants())
+def test_torch_state_of_low_precision_params_becomes_float32_under_master_weights(family, options):
+    """torch's optimizer on bfloat16 params keeps bfloat16 state; loaded into lrfused with master
+    weights, the state is kept in float32 beside the float32 master copy from the next step on."""
+    params = [torch.randn(s).to(torch.bfloat16) for s in RESUME_SHAPES]
+    ref = family.make_torch(params, lr=1e-2, **options)
+    for step in range(3):
+        step_side_by_side([(ref, params)], step, "cpu")
+    fused_params = [p.clone() for p in params]
+    fused = family.fused(fused_params, lr=1e-2, master_weights=True, **options)
+    fused.load_state_dict(copy.deepcopy(ref.state_dict()))
+    step_side_by_side([(fused, fused_params)], 3, "cpu")
+    for i, p in enumerate(fused_params):
+        state = fused.state[p]
+        assert state["master_param"].dtype == torch.float32, i
+        for key in family.state_keys:
+            if key in state:
+                assert state[key].dtype == torch.float32, (i, key)
+        assert torch.equal(p, state["master_param"].to(p.dtype)), i
+
+
+@pytest.mark.parametrize("family, options", family_variants())
+def test_state_dict_is_plain_dicts_for_weights_only_loading(family, options, tmp_path):
+    params = [torch.randn(7) for _ in range(3)]
+    kwargs = dict(max_lr=family.max_lr, total_steps=20, cycle_momentum=False, weight_decay=1e-2, **options)
+    opt = family.one_cycle(params, **kwargs)
+    for p in params:
+        p.grad = torch.randn(7)
+    opt.step()
+    path = tmp_path / "opt.pt"
+    torch.save(opt.state_dict(), path)
+    loaded = torch.load(path, weights_only=True)
+    assert type(loaded["state"][0]) is dict
+    fresh = family.one_cycle([p.clone() for p in params], **kwargs)
+    fresh.load_state_dict(loaded)
+    for p, q in zip(params, fresh.param_groups[0]["params"]):
+        assert fresh.state[q].keys() == opt.state[p].keys()
+        for key, value in opt.state[p].items():
+            assert torch.equal(fresh.state[q][key], value), key
