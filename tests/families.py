@@ -1,8 +1,11 @@
-"""The optimizer families that the concern tests (amp, compile, bad input, state dicts, numerics, ...)
-run over: one entry each. Adding a family is one entry here plus its plain-torch reference in
-reference/<name>.py; every test parametrised with `FAMILIES` / `family_variants()` then runs for it.
+"""The optimizer families that the concern tests (amp, compile, bad input, state dicts, numerics,
+determinism, torch compatibility, CUDA) run over: one entry each. Adding a family is one entry here
+plus its plain-torch reference in reference/<name>.py; every test parametrised with `families()` or
+`family_variants()` then runs for it. What is one family's own (SGD's nesterov, dampening and
+first-write flag; AdamW's amsgrad, cycled beta1 and per-param step) stays in that family's file.
 Only the public API is used (lrfused.*, state_dict keys), so that these tests hold on every branch."""
 import dataclasses
+import functools
 import math
 from types import ModuleType
 
@@ -20,9 +23,12 @@ class Family:
     name: str
     fused: type  # the general optimizer: fused(params, lr=..., schedule=..., **options)
     one_cycle: type  # the 1cycle drop-in: one_cycle(params, max_lr=..., total_steps=..., **options)
-    torch_optimizer: type  # torch's own, always built with foreach=False (see make_torch())
-    # reference/<name>.py: run_and_compare(kind, group_specs, dtype, device, steps, **kwargs),
-    # torch_one_cycle(groups, **kwargs) -> (optimizer, OneCycleLR) and
+    # params, **options -> the plain-torch optimizer (torch's own with foreach=False, or one that
+    # reference/<name>.py writes where torch has none)
+    torch_optimizer: object
+    # reference/<name>.py, which gives: run_and_compare(kind, group_specs, dtype, device, steps,
+    # **kwargs) for kind in one_cycle, cyclic, warm_restarts, constant, warmup_cosine (compare_each_step
+    # over its SideBySide); torch_one_cycle(groups, **kwargs) -> (torch optimizer, OneCycleLR); and
     # assert_states_match(fused, torch_opt, fused_params, torch_params, step, **tolerance)
     reference: ModuleType
     max_lr: float  # a 1cycle peak that trains the tests' small models without diverging
@@ -41,7 +47,7 @@ class Family:
         return self.name
 
     def make_torch(self, params, **options):
-        return self.torch_optimizer(params, foreach=False, **options)
+        return self.torch_optimizer(params, **options)
 
     def momentum_of(self, group):
         """The cycled momentum this group shows (beta1 for a family with betas)."""
@@ -63,7 +69,7 @@ SGD = Family(
     name="sgd",
     fused=lrfused.FusedSGD,
     one_cycle=lrfused.FusedOneCycleSGD,
-    torch_optimizer=torch.optim.SGD,
+    torch_optimizer=functools.partial(torch.optim.SGD, foreach=False),
     reference=sgd_reference,
     max_lr=0.5,
     variants={"momentum": dict(momentum=0.9)},
@@ -90,7 +96,7 @@ ADAMW = Family(
     name="adamw",
     fused=lrfused.FusedAdamW,
     one_cycle=lrfused.FusedOneCycleAdamW,
-    torch_optimizer=torch.optim.AdamW,
+    torch_optimizer=functools.partial(torch.optim.AdamW, foreach=False),
     reference=adamw_reference,
     max_lr=0.05,
     variants={"adam": {}, "amsgrad": dict(amsgrad=True)},
