@@ -8,6 +8,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
 from conftest import DEVICES
+from families import assert_master_state_matches, family_variants
 
 STEPS = 12
 INF_STEPS = (0, 4, 5, 9)  # the first step too: the buffers' first write must wait for a real step
@@ -45,13 +46,16 @@ def _train_step(model, opt, scaler, step, device):
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("count_skipped_steps", [True, False], ids=["skips_counted", "skips_not_counted"])
-def test_grad_scaler_matches_torch_step_for_step(count_skipped_steps, device):
-    """SGD + GradScaler + OneCycleLR (scheduler.step() after every step, or only after real ones)."""
+@pytest.mark.parametrize("family, options", family_variants())
+def test_grad_scaler_matches_torch_step_for_step(family, options, count_skipped_steps, device):
+    """Each family's 1cycle drop-in + GradScaler against torch's optimizer + OneCycleLR: torch's
+    optimizer is not stepped on a skipped step (its state untouched), its scheduler after every step
+    or only after real ones; the params, the state, the counter and the shown lr / momentum follow."""
+    assert family.one_cycle._step_supports_amp_scaling
     fused_model, torch_model = _model(device), _model(device)
-    kwargs = dict(max_lr=0.5, total_steps=STEPS, weight_decay=1e-3)
-    fused = lrfused.FusedOneCycleSGD(fused_model.parameters(), count_skipped_steps=count_skipped_steps, **kwargs)
-    ref = torch.optim.SGD(torch_model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, foreach=False)
-    sched = OneCycleLR(ref, max_lr=0.5, total_steps=STEPS)
+    kwargs = dict(max_lr=family.max_lr, total_steps=STEPS, weight_decay=1e-3, **options)
+    fused = family.one_cycle(fused_model.parameters(), count_skipped_steps=count_skipped_steps, **kwargs)
+    ref, sched = family.reference.torch_one_cycle(list(torch_model.parameters()), **kwargs)
     fused_scaler, torch_scaler = _scaler(device), _scaler(device)
     skipped = 0
     for step in range(STEPS):
@@ -63,13 +67,12 @@ def test_grad_scaler_matches_torch_step_for_step(count_skipped_steps, device):
         skipped += torch_skipped
         assert fused_scaler.get_scale() == torch_scaler.get_scale()
         assert fused.get_last_lr() == sched.get_last_lr()
+        assert fused.param_groups[0]["lr"] == sched.get_last_lr()[0]
+        assert family.shown(fused.param_groups[0]) == family.shown(ref.param_groups[0]), step
         assert fused.schedule_step == (step + 1 if count_skipped_steps else step + 1 - skipped)
-        for p, q in zip(fused_model.parameters(), torch_model.parameters()):
-            torch.testing.assert_close(p, q, msg=lambda m: f"step {step}: {m}")
-            if q in ref.state:
-                torch.testing.assert_close(fused.state[p]["momentum_buffer"], ref.state[q]["momentum_buffer"])
-            else:  # torch has not stepped yet: our buffer was never written
-                assert p not in fused.state or int(fused.state[p]["momentum_first_step"]) == lrfused._C.NEVER_WRITTEN
+        family.reference.assert_states_match(
+            fused, ref, list(fused_model.parameters()), list(torch_model.parameters()), step, **family.tolerance()
+        )
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
@@ -175,16 +178,17 @@ def test_bad_scaler_tensors_are_refused_before_anything_changes(name, value, mes
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
-def test_master_weights_match_float32_training(dtype, device):
-    """The master copy follows torch's float32 SGD + OneCycleLR on the same (low-precision) grads; the
-    param is the master rounded."""
+@pytest.mark.parametrize("family, options", family_variants())
+def test_master_weights_match_float32_training(family, options, dtype, device):
+    """A float32 master copy and float32 state follow torch's float32 optimizer + OneCycleLR on the
+    same (low-precision) grads; the param is the master rounded."""
     shapes = [(1,), (7, 3), (4097,), (0,), (70001,)]
     masters = [torch.randn(s, device=device) for s in shapes]
     params = [m.to(dtype) for m in masters]
     ref_params = [p.float() for p in params]
-    fused = lrfused.FusedOneCycleSGD(params, max_lr=0.5, total_steps=8, weight_decay=1e-2, master_weights=True)
-    ref = torch.optim.SGD(ref_params, lr=0.1, momentum=0.9, weight_decay=1e-2, foreach=False)
-    sched = OneCycleLR(ref, max_lr=0.5, total_steps=8)
+    kwargs = dict(max_lr=family.max_lr, total_steps=8, weight_decay=1e-2, **options)
+    fused = family.one_cycle(params, master_weights=True, **kwargs)
+    ref, sched = family.reference.torch_one_cycle(ref_params, **kwargs)
     for step in range(8):
         for p, r in zip(params, ref_params):
             p.grad = torch.randn_like(p)
@@ -192,12 +196,11 @@ def test_master_weights_match_float32_training(dtype, device):
         fused.step()
         ref.step()
         sched.step()
-        for p, r in zip(params, ref_params):
+        for i, (p, r) in enumerate(zip(params, ref_params)):
+            where = f"step {step}, param {i}"
             state = fused.state[p]
-            assert state["master_param"].dtype == torch.float32 and state["momentum_buffer"].dtype == torch.float32
-            torch.testing.assert_close(state["master_param"], r, msg=lambda m: f"step {step}: {m}")
-            torch.testing.assert_close(state["momentum_buffer"], ref.state[r]["momentum_buffer"])
-            assert torch.equal(p, state["master_param"].to(dtype))
+            torch.testing.assert_close(state["master_param"], r, **family.tolerance(), msg=lambda m: f"{where}: {m}")
+            assert_master_state_matches(family, state, ref.state[r], p, where)
 
 
 def test_master_weights_keep_small_updates_that_bfloat16_loses():

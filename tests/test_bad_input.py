@@ -1,10 +1,12 @@
 """Bad input: a clear error naming the argument, raised before any param or state changes."""
+import copy
 import math
 
 import pytest
 import torch
 
 import lrfused
+from families import FAMILIES, family_variants
 
 
 def one_cycle(**overrides):
@@ -288,3 +290,80 @@ def test_foreign_or_corrupt_state_dicts(corrupt, error, message):
     with pytest.raises(error, match=message):
         opt.load_state_dict(corrupt(opt.state_dict()))
     assert_unchanged(opt, params, before)
+
+
+# --- each family's own arguments (families.py), through its general optimizer and its 1cycle drop-in
+
+
+def _family_argument_cases():
+    cases = []
+    for family in FAMILIES.values():
+        for argument, value, error, message in family.bad_arguments:
+            constructors = ["general"] + ([] if argument in family.drop_in_takes_no else ["one_cycle"])
+            for constructor in constructors:
+                cases.append(pytest.param(
+                    family, constructor, argument, value, error, message,
+                    id=f"{family}-{constructor}-{argument}={value!r}",
+                ))
+    return cases
+
+
+def _construct(family, constructor, params, **kwargs):
+    if constructor == "general":
+        return family.fused(params, **kwargs)
+    return family.one_cycle(params, max_lr=family.max_lr, total_steps=10, **kwargs)
+
+
+@pytest.mark.parametrize("family, constructor, argument, value, error, message", _family_argument_cases())
+def test_family_arguments_are_refused(family, constructor, argument, value, error, message):
+    p = torch.randn(5)
+    before = p.clone()
+    with pytest.raises(error, match=message):
+        _construct(family, constructor, [p], **{argument: value})
+    assert torch.equal(p, before)
+
+
+@pytest.mark.parametrize(
+    "family, argument, value",
+    [pytest.param(f, a, v, id=f"{f}-{a}") for f in FAMILIES.values() for a, v in f.bad_group_values],
+)
+def test_a_bad_group_value_is_refused_before_anything_changes(family, argument, value):
+    """In a group dict at construction, and in add_param_group: refused, the optimizer as it was."""
+    with pytest.raises(ValueError, match=argument):
+        family.fused([{"params": [torch.randn(3)], argument: value}])
+    p = torch.randn(5)
+    opt = family.fused([p], lr=1e-2, **list(family.variants.values())[0])
+    p.grad = torch.ones(5)
+    opt.step()
+    state = {k: v.clone() for k, v in opt.state[p].items()}
+    groups = copy.deepcopy(opt.param_groups)
+    with pytest.raises(ValueError, match=argument):
+        opt.add_param_group({"params": [torch.randn(3)], argument: value})
+    assert len(opt.param_groups) == 1 and opt.param_groups[0].keys() == groups[0].keys()
+    assert all(torch.equal(v, state[k]) for k, v in opt.state[p].items()) and len(opt.state) == 1
+
+
+@pytest.mark.parametrize("family, options", family_variants())
+def test_sparse_grad_is_refused_at_step_and_changes_nothing(family, options):
+    """A sparse grad on the second param: the first param, valid, does not move either; no state or
+    counter changes (in each of the family's state layouts)."""
+    params = [torch.randn(5), torch.randn(3)]
+    opt = family.one_cycle(params, max_lr=family.max_lr, total_steps=10, **options)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()  # a first good step, so that state exists
+    extra = torch.randn(2)
+    opt.add_param_group({"params": [extra]})
+    extra.grad = torch.ones(2)
+    params[1].grad = torch.ones(3).to_sparse()
+    before = [p.clone() for p in params + [extra]]
+    state = {id(p): {k: v.clone() for k, v in s.items()} for p, s in opt.state.items()}
+    with pytest.raises(RuntimeError, match="grad of param 1 must be dense .*sparse gradients are not supported"):
+        opt.step()
+    for p, b in zip(params + [extra], before):
+        assert torch.equal(p, b)
+    assert {id(p) for p in opt.state} == set(state)
+    for p, s in opt.state.items():
+        assert s.keys() == state[id(p)].keys()
+        assert all(torch.equal(v, state[id(p)][k]) for k, v in s.items())
+    assert opt.schedule_step == 1

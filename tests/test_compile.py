@@ -6,7 +6,8 @@ from torch._dynamo.testing import CompileCounterWithBackend
 from torch._dynamo.utils import counters
 
 import lrfused
-from lrfused.schedules import Table
+from families import FAMILIES, families
+from lrfused.schedules import Cyclic, Table
 
 STEPS = 8
 
@@ -64,17 +65,78 @@ def test_compiled_step_equals_eager_without_recompiles(make):
     assert compiled_opt.get_last_lr() == eager_opt.get_last_lr()
 
 
-def test_step_compiles_as_one_graph_with_fullgraph():
-    """fullgraph=True raises on any graph break: after one eager step (state made), none remains."""
-    model, _ = _models()
-    opt = lrfused.FusedOneCycleSGD(model.parameters(), max_lr=0.2, total_steps=STEPS)
-    _backward((model,), 0)
-    opt.step()
-    compiled = torch.compile(opt.step, fullgraph=True)
-    for step in range(1, 4):
-        _backward((model,), step)
-        compiled()
-    assert opt.schedule_step == 4
+def _family_steps():
+    """Per family: its general optimizer with a constant and with a cyclic schedule, and its 1cycle
+    drop-in; the constant one with the family's fullest state layout (its last variant)."""
+    cases = []
+    for family in FAMILIES.values():
+        first, last = list(family.variants.values())[0], list(family.variants.values())[-1]
+        makers = {
+            "constant": lambda ps, f=family, o=last: f.fused(ps, lr=1e-2, **o),
+            "cyclic": lambda ps, f=family, o=first: f.fused(
+                ps, lr=1e-3, schedule=Cyclic(base_lr=1e-3, max_lr=f.max_lr, step_size_up=3), **o
+            ),
+            "one_cycle": lambda ps, f=family, o=first: f.one_cycle(ps, max_lr=f.max_lr, total_steps=STEPS, **o),
+        }
+        cases += [pytest.param(family, make, id=f"{family}-{kind}") for kind, make in makers.items()]
+    return cases
+
+
+def _assert_same_runs(family, compiled_opt, eager_opt, model, twin, step):
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q), f"step {step}"
+        for key, value in eager_opt.state[q].items():
+            assert torch.equal(compiled_opt.state[p][key], value), (step, key)
+    # A compiled step leaves the host count unknown: the groups show the next step's values once
+    # get_last_lr() has read the device counter (documented).
+    assert compiled_opt.get_last_lr() == eager_opt.get_last_lr(), step
+    for g, h in zip(compiled_opt.param_groups, eager_opt.param_groups):
+        assert family.shown(g) == family.shown(h), step
+
+
+@pytest.mark.parametrize("family, make", _family_steps())
+def test_compiled_step_with_fullgraph_equals_eager_without_recompiles(family, make):
+    """After one eager step (state made), torch.compile(opt.step, fullgraph=True) runs as one graph
+    (fullgraph raises on any graph break), is not recompiled as the LR and the momentum move, and
+    equals the eager optimizer bit for bit."""
+    model, twin = _models()
+    compiled_opt, eager_opt = make(model.parameters()), make(twin.parameters())
+    _backward((model, twin), 0)
+    compiled_opt.step()
+    eager_opt.step()
+    backend = CompileCounterWithBackend("inductor")
+    compiled_step = torch.compile(compiled_opt.step, backend=backend, fullgraph=True)
+    frames = []
+    for step in range(1, STEPS):
+        _backward((model, twin), step)
+        compiled_step()
+        eager_opt.step()
+        frames.append(backend.frame_count)
+        _assert_same_runs(family, compiled_opt, eager_opt, model, twin, step)
+    # At most one recompile (a counter becoming dynamic), then none while the schedule moves.
+    assert frames[-1] <= 2 and frames[-1] == frames[1], frames
+    assert compiled_opt.schedule_step == eager_opt.schedule_step == STEPS
+
+
+@pytest.mark.parametrize("family", families())
+def test_compiled_step_from_the_first_step_equals_eager(family):
+    """Each family's 1cycle drop-in compiled before any state exists (no fullgraph): no graph break,
+    at most one recompile once the state exists, then none; bit for bit the eager run."""
+    options = list(family.variants.values())[0]
+    make = lambda ps: family.one_cycle(ps, max_lr=family.max_lr, total_steps=STEPS, **options)  # noqa: E731
+    model, twin = _models()
+    compiled_opt, eager_opt = make(model.parameters()), make(twin.parameters())
+    backend = CompileCounterWithBackend("inductor")
+    compiled_step = torch.compile(compiled_opt.step, backend=backend)
+    frames = []
+    for step in range(STEPS):
+        _backward((model, twin), step)
+        compiled_step()
+        eager_opt.step()
+        frames.append(backend.frame_count)
+        _assert_same_runs(family, compiled_opt, eager_opt, model, twin, step)
+    assert frames[-1] <= 2 and frames[-1] == frames[2], frames
+    assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
 
 
 def test_compiled_training_step_breaks_only_at_backward():

@@ -10,7 +10,7 @@ import torch
 import lrfused
 from conftest import DEVICES, requires_cuda
 from lrfused.schedules import Constant, Cyclic, OneCycle, Ramp, Table, WarmRestarts, WarmupCosine
-from reference import step_both, torch_one_cycle
+from reference.sgd import step_both, torch_one_cycle
 
 SCHEDULES = {
     "constant": lambda: Constant(),

@@ -6,9 +6,10 @@ import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
-from adamw_reference import TOLERANCES, assert_states_match
 from conftest import requires_cuda, step_twice_without_host_sync
-from reference import step_both
+from families import FAMILIES
+from reference.adamw import TOLERANCES, assert_states_match
+from reference.sgd import step_both
 
 pytestmark = requires_cuda()
 
@@ -18,13 +19,27 @@ def make_model():
     return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).cuda()
 
 
-def test_step_does_not_sync_with_the_host():
+def _no_sync_cases():
+    """Every state layout of every family, and its first one with bfloat16 params and master weights."""
+    cases = [pytest.param(f, o, id=f"{f}-{v}") for f in FAMILIES.values() for v, o in f.variants.items()]
+    return cases + [
+        pytest.param(f, {**list(f.variants.values())[0], "master_weights": True}, id=f"{f}-master_weights")
+        for f in FAMILIES.values()
+    ]
+
+
+@pytest.mark.parametrize("family, options", _no_sync_cases())
+def test_step_does_not_sync_with_the_host(family, options):
     model = make_model()
-    opt = lrfused.FusedOneCycleSGD(model.parameters(), max_lr=0.1, total_steps=10, weight_decay=1e-4)
-    x = torch.randn(16, 32, device="cuda")
-    model(x).sum().backward()
-    opt.step()  # the first step allocates the momentum state
+    if options.get("master_weights"):
+        model = model.to(torch.bfloat16)
+    opt = family.one_cycle(model.parameters(), max_lr=0.1, total_steps=10, weight_decay=1e-2, **options)
+    x = torch.randn(16, 32, device="cuda", dtype=next(model.parameters()).dtype)
+    model(x).float().sum().backward()
+    opt.step()  # the first step makes the state (and any per-param count)
     step_twice_without_host_sync(opt)
+    if family.count_key is not None:
+        assert all(float(opt.state[p][family.count_key]) == 3 for p in model.parameters())
 
 
 def test_graph_replay_advances_the_schedule_like_eager_steps():
@@ -206,19 +221,7 @@ def test_a_captured_step_of_any_size_replays_like_eager_steps():
 # --- AdamW -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "options", [{}, {"amsgrad": True}, {"master_weights": True}], ids=["adamw", "amsgrad", "master_weights"]
-)
-def test_an_adamw_step_does_not_sync_with_the_host(options):
-    model = make_model()
-    if options.get("master_weights"):
-        model = model.to(torch.bfloat16)
-    opt = lrfused.FusedOneCycleAdamW(model.parameters(), max_lr=0.1, total_steps=10, weight_decay=1e-2, **options)
-    x = torch.randn(16, 32, device="cuda", dtype=next(model.parameters()).dtype)
-    model(x).float().sum().backward()
-    opt.step()  # the first step makes the state (moments and each param's step)
-    step_twice_without_host_sync(opt)
-    assert all(float(opt.state[p]["step"]) == 3 for p in model.parameters())
+# (No host sync in an AdamW step: test_step_does_not_sync_with_the_host above, for every family.)
 
 
 def test_adamw_graph_replays_equal_torch_adamw_with_one_cycle_lr_step_for_step():

@@ -8,9 +8,9 @@ from torch._dynamo.testing import CompileCounterWithBackend
 from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
-from adamw_reference import MOMENT_KEYS, TOLERANCES, assert_states_match, random_grad
 from conftest import DEVICES, DTYPES, dtype_id, requires_cuda, step_twice_without_host_sync
-from reference import step_both, torch_one_cycle
+from reference.adamw import MOMENT_KEYS, TOLERANCES, assert_states_match, random_grad
+from reference.sgd import step_both, torch_one_cycle
 
 ONE_CYCLE = dict(max_lr=0.3, total_steps=6, weight_decay=1e-3, nesterov=True)
 

@@ -1,4 +1,5 @@
-"""Bit-identical results across runs and thread counts; NaN/inf grads behave exactly as in torch."""
+"""Bit-identical results across runs and thread counts; NaN/inf grads behave exactly as in torch; for
+every family (families.py)."""
 import math
 
 import pytest
@@ -6,16 +7,20 @@ import torch
 
 import lrfused
 from conftest import DEVICES
-from reference import torch_one_cycle
+from families import families
 
 
-def run_steps(threads, dtype):
+def sgd_nesterov(params):
+    return lrfused.FusedOneCycleSGD(params, max_lr=0.3, total_steps=5, weight_decay=1e-3, nesterov=True)
+
+
+def run_steps(threads, dtype, make=sgd_nesterov):
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         generator = torch.Generator().manual_seed(0)
         params = [torch.randn(n, generator=generator).to(dtype) for n in (1, 4097, 100_003, 70_000)]
-        opt = lrfused.FusedOneCycleSGD(params, max_lr=0.3, total_steps=5, weight_decay=1e-3, nesterov=True)
+        opt = make(params)
         for _ in range(5):
             for p in params:
                 p.grad = torch.randn(p.shape, generator=generator).to(dtype)
@@ -33,13 +38,26 @@ def test_bit_identical_across_runs_and_thread_counts(dtype):
             assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("family", families())
+def test_every_family_is_bit_identical_across_runs_and_thread_counts(family, dtype):
+    """With every hyperparameter of the family off its default (family.custom)."""
+    make = lambda params: family.one_cycle(params, max_lr=family.max_lr, total_steps=5, **family.custom)  # noqa: E731
+    reference = run_steps(1, dtype, make)
+    for threads in (1, 2, 3):
+        for a, b in zip(reference, run_steps(threads, dtype, make)):
+            assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_grads_match_torch_and_stay_in_their_tensor(bad, device):
+@pytest.mark.parametrize("family", families())
+def test_non_finite_grads_match_torch_and_stay_in_their_tensor(family, bad, device):
     fused_params = [torch.randn(33, device=device) for _ in range(3)]
     torch_params = [p.clone() for p in fused_params]
-    fused = lrfused.FusedOneCycleSGD(fused_params, max_lr=0.1, total_steps=4, weight_decay=1e-2)
-    ref, sched = torch_one_cycle(torch_params, max_lr=0.1, total_steps=4, weight_decay=1e-2)
+    kwargs = dict(max_lr=family.max_lr / 5, total_steps=4, weight_decay=1e-2, **list(family.variants.values())[0])
+    fused = family.one_cycle(fused_params, **kwargs)
+    ref, sched = family.reference.torch_one_cycle(torch_params, **kwargs)
     for step in range(4):
         for i, (f, t) in enumerate(zip(fused_params, torch_params)):
             grad = torch.randn(33, device=device)
@@ -50,6 +68,6 @@ def test_non_finite_grads_match_torch_and_stay_in_their_tensor(bad, device):
         ref.step()
         sched.step()
         for f, t in zip(fused_params, torch_params):
-            torch.testing.assert_close(f, t, equal_nan=True)
+            torch.testing.assert_close(f, t, equal_nan=True, **family.tolerance())
     assert torch.isfinite(fused_params[0]).all() and torch.isfinite(fused_params[2]).all()
     assert not torch.isfinite(fused_params[1][5])

@@ -1,7 +1,8 @@
 """lrfused.FusedAdamW / FusedOneCycleAdamW (issue #16) against torch.optim.AdamW(foreach=False) driven by
 torch's schedulers, compared after every step: params, exp_avg, exp_avg_sq, max_exp_avg_sq, each
-param's step, and the lr / betas the groups show. Also GradScaler skips, master weights, state dicts
-to and from torch, bad input, torch.compile and DTensor params."""
+param's step, and the lr / betas the groups show; what is AdamW's own: amsgrad, the cycled beta1, the
+per-param step (its forms in torch's state dicts, a skipped step). The concerns every family shares
+run from families.py (see the end of this file)."""
 import copy
 
 import pytest
@@ -9,9 +10,8 @@ import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
-from adamw_reference import MOMENT_KEYS, TOLERANCES, assert_states_match, assert_step_matches, run_and_compare
 from conftest import DEVICES, DTYPES, dtype_id
-from test_amp import INF_STEPS, _model, _train_step
+from reference.adamw import TOLERANCES, assert_states_match, run_and_compare
 
 F32 = TOLERANCES[torch.float32]
 STEPS = 12
@@ -19,7 +19,6 @@ STEPS = 12
 SHAPES = [(1,), (7, 3), (4097,), (0,), (33, 65), (70001,)]
 
 CONSTANT_OPTIONS = {
-    "defaults": dict(lr=1e-2),
     "no_decay": dict(lr=1e-2, weight_decay=0.0),
     "amsgrad": dict(lr=1e-2, amsgrad=True),
     "maximize_amsgrad_decay": dict(lr=5e-3, maximize=True, amsgrad=True, weight_decay=0.1),
@@ -28,38 +27,26 @@ CONSTANT_OPTIONS = {
 }
 
 ONE_CYCLE_OPTIONS = {
-    "defaults": {},
     "amsgrad_maximize": dict(amsgrad=True, maximize=True),
     "linear_no_decay": dict(anneal_strategy="linear", pct_start=0.4, weight_decay=0.0),
-    "three_phase_amsgrad": dict(three_phase=True, pct_start=0.25, amsgrad=True),
     "fixed_beta1": dict(cycle_momentum=False, betas=(0.8, 0.99)),
     "factors": dict(div_factor=10.0, final_div_factor=100.0, base_momentum=0.5, max_momentum=0.99, eps=1e-6),
 }
 
 CYCLIC_OPTIONS = {
-    "triangular": dict(base_lr=1e-3, max_lr=0.05, step_size_up=3),
-    "triangular2_asym_amsgrad": dict(
-        base_lr=1e-3, max_lr=0.05, step_size_up=2, step_size_down=5, mode="triangular2", amsgrad=True
-    ),
     "exp_range_maximize_no_decay": dict(
         base_lr=1e-3, max_lr=0.05, step_size_up=4, mode="exp_range", gamma=0.9, maximize=True, weight_decay=0.0
     ),
-    "momenta": dict(base_lr=1e-3, max_lr=0.05, step_size_up=3, base_momentum=0.5, max_momentum=0.95),
     "fixed_beta1": dict(base_lr=1e-3, max_lr=0.05, step_size_up=3, cycle_momentum=False, betas=(0.85, 0.99)),
 }
 
-WARM_RESTARTS_OPTIONS = {
-    "constant_cycles": dict(max_lr=0.05, T_0=4),
-    "growing_cycles_amsgrad": dict(max_lr=0.05, T_0=2, T_mult=2, eta_min=1e-3, amsgrad=True),
-}
-
 WARMUP_COSINE_OPTIONS = {
-    "warmup": dict(lr=0.05, total_steps=STEPS, warmup_steps=3),
     "cosine_only_amsgrad_maximize": dict(lr=0.05, total_steps=STEPS, eta_min=1e-3, amsgrad=True, maximize=True),
 }
 
 
-# --- 1 and 2: every schedule, float32/float64 within tolerance, float16/bfloat16 by the 2x rule ----
+# --- 1 and 2: every schedule with AdamW's own options (amsgrad, betas, eps), float32/float64 within
+# tolerance, float16/bfloat16 by the 2x rule (options every family takes: test_numerics.py) -------
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -77,12 +64,13 @@ def test_one_cycle_matches_torch_over_the_whole_schedule(options, dtype, device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("options", ["defaults", "three_phase_amsgrad"])
+@pytest.mark.parametrize("options", [{}, dict(three_phase=True, pct_start=0.25, amsgrad=True)],
+                         ids=["defaults", "three_phase_amsgrad"])
 def test_one_cycle_through_the_schedule_argument(options, device):
     """FusedAdamW(schedule=OneCycle(...)) is FusedOneCycleAdamW."""
     run_and_compare(
         "one_cycle_schedule", [{"shapes": SHAPES}], torch.float32, device, STEPS,
-        max_lr=0.05, total_steps=STEPS, **ONE_CYCLE_OPTIONS[options],
+        max_lr=0.05, total_steps=STEPS, **options,
     )
 
 
@@ -92,13 +80,6 @@ def test_one_cycle_through_the_schedule_argument(options, device):
 def test_cyclic_matches_torch(options, dtype, device):
     """cycle_momentum=True cycles beta1 (CyclicLR writes group['betas'] for an optimizer with betas)."""
     run_and_compare("cyclic", [{"shapes": SHAPES}], dtype, device, STEPS, **options)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
-@pytest.mark.parametrize("options", WARM_RESTARTS_OPTIONS.values(), ids=WARM_RESTARTS_OPTIONS.keys())
-def test_warm_restarts_match_torch(options, dtype, device):
-    run_and_compare("warm_restarts", [{"shapes": SHAPES}], dtype, device, STEPS, **options)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -197,7 +178,7 @@ def test_shown_lr_and_betas_follow_one_cycle_lr(cycle_momentum, device):
     assert (len(seen) > 1) == cycle_momentum  # the test would notice a beta1 that does not move
 
 
-# --- 5: state dicts to and from torch.optim.AdamW ----------------------------------------------------
+# --- 5: torch.optim.AdamW's state dicts, with each form of the per-param step ---------------------
 
 RESUME_SHAPES = [(33,), (4, 5), (1,), (0,)]
 RESUME_KWARGS = dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-7, weight_decay=1e-2, amsgrad=True)
@@ -252,124 +233,7 @@ def test_torch_adamw_state_dict_resumes_in_fused_adamw(saved_step, device):
         assert_states_match(fused, ref, fused_params, torch_params, step, **F32)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_fused_adamw_state_dict_resumes_in_torch_adamw(device):
-    """FusedAdamW for 5 steps (beside torch), its state dict loaded into torch AdamW, which then
-    continues as the uninterrupted torch run does."""
-    start = [torch.randn(s, device=device) for s in RESUME_SHAPES]
-    fused_params, torch_params = [p.clone() for p in start], [p.clone() for p in start]
-    fused = lrfused.FusedAdamW(fused_params, **RESUME_KWARGS)
-    ref = torch.optim.AdamW(torch_params, foreach=False, **RESUME_KWARGS)
-    for step in range(5):
-        grads = _grads(step, device)
-        _set_grads(fused_params, grads)
-        _set_grads(torch_params, grads)
-        fused.step()
-        ref.step()
-    resumed_params = [p.clone() for p in fused_params]
-    resumed = torch.optim.AdamW(resumed_params, foreach=False, **RESUME_KWARGS)
-    resumed.load_state_dict(copy.deepcopy(fused.state_dict()))
-    for step in range(5, 10):
-        grads = _grads(step, device)
-        _set_grads(torch_params, grads)
-        _set_grads(resumed_params, grads)
-        ref.step()
-        resumed.step()
-        for i, (r, q) in enumerate(zip(resumed_params, torch_params)):
-            torch.testing.assert_close(r, q, **F32, msg=lambda m: f"step {step}, param {i}: {m}")
-            if q in ref.state:
-                assert float(resumed.state[r]["step"]) == float(ref.state[q]["step"])
-                for key in MOMENT_KEYS:
-                    torch.testing.assert_close(resumed.state[r][key], ref.state[q][key], **F32)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_one_cycle_adamw_state_dict_resume_is_exact(device):
-    """Saved mid-schedule and loaded into a new FusedOneCycleAdamW: bit-identical to the uninterrupted
-    run, the schedule's counter and the shown lr / betas included."""
-    kwargs = dict(max_lr=0.05, total_steps=10, amsgrad=True, weight_decay=1e-2)
-    params = [torch.randn(s, device=device) for s in RESUME_SHAPES]
-    opt = lrfused.FusedOneCycleAdamW(params, **kwargs)
-    for step in range(4):
-        _set_grads(params, _grads(step, device))
-        opt.step()
-    resumed_params = [p.clone() for p in params]
-    resumed = lrfused.FusedOneCycleAdamW(resumed_params, **kwargs)
-    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))
-    assert resumed.schedule_step == opt.schedule_step == 4
-    for step in range(4, 10):
-        grads = _grads(step, device)
-        _set_grads(params, grads)
-        _set_grads(resumed_params, grads)
-        opt.step()
-        resumed.step()
-        assert resumed.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
-        assert tuple(resumed.param_groups[0]["betas"]) == tuple(opt.param_groups[0]["betas"])
-        for p, q in zip(params, resumed_params):
-            assert torch.equal(p, q), f"step {step}: the resumed run left the uninterrupted one"
-            if p in opt.state:
-                for key, value in opt.state[p].items():
-                    assert torch.equal(resumed.state[q][key], value), (step, key)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_hold_final_lr(device):
-    """As FusedOneCycleSGD: the step after the last raises as OneCycleLR does (nothing changed), unless
-    hold_final_lr=True: then the last lr and beta1 hold."""
-    p, q = torch.randn(6, device=device), torch.randn(6, device=device)
-    ending = lrfused.FusedOneCycleAdamW([p], max_lr=0.05, total_steps=3)
-    held = lrfused.FusedOneCycleAdamW([q], max_lr=0.05, total_steps=3, hold_final_lr=True)
-    for _ in range(3):
-        p.grad, q.grad = torch.randn_like(p), torch.randn_like(q)
-        ending.step()
-        held.step()
-    before = (p.clone(), {k: v.clone() for k, v in ending.state[p].items()})
-    with pytest.raises(ValueError, match="Tried to step 4 times. The specified number of total steps is 3"):
-        ending.step()
-    assert torch.equal(p, before[0]) and ending.schedule_step == 3
-    assert all(torch.equal(v, before[1][k]) for k, v in ending.state[p].items())
-    shown = held.param_groups[0]["lr"], tuple(held.param_groups[0]["betas"])
-    held.step()
-    assert (held.param_groups[0]["lr"], tuple(held.param_groups[0]["betas"])) == shown
-    assert float(held.state[q]["step"]) == 4
-
-
-# --- 6: GradScaler -------------------------------------------------------------------------------
-
-AMP_STEPS = 12  # (the model, batches and overflowing steps of the SGD family's GradScaler tests)
-
-
-# torch warns when the reference's first optimizer step was skipped by the scaler: expected here.
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("count_skipped_steps", [True, False], ids=["skips_counted", "skips_not_counted"])
-def test_grad_scaler_matches_torch_step_for_step(count_skipped_steps, device):
-    """AdamW + GradScaler + OneCycleLR: torch's optimizer is not stepped on a skipped step (its state
-    untouched), its scheduler after every step or only after real ones."""
-    assert lrfused.FusedOneCycleAdamW._step_supports_amp_scaling
-    fused_model, torch_model = _model(device), _model(device)
-    kwargs = dict(max_lr=0.05, total_steps=AMP_STEPS)
-    fused = lrfused.FusedOneCycleAdamW(
-        fused_model.parameters(), amsgrad=True, count_skipped_steps=count_skipped_steps, **kwargs
-    )
-    ref = torch.optim.AdamW(torch_model.parameters(), lr=0.1, amsgrad=True, foreach=False)
-    sched = OneCycleLR(ref, **kwargs)
-    # growth_interval 3: the scale grows and backs off within the run
-    scalers = [torch.amp.GradScaler(device, init_scale=2.0**10, growth_interval=3) for _ in range(2)]
-    skipped = 0
-    for step in range(AMP_STEPS):
-        fused_skipped = _train_step(fused_model, fused, scalers[0], step, device)
-        torch_skipped = _train_step(torch_model, ref, scalers[1], step, device)
-        assert fused_skipped == torch_skipped == (step in INF_STEPS)
-        if count_skipped_steps or not torch_skipped:
-            sched.step()
-        skipped += torch_skipped
-        assert scalers[0].get_scale() == scalers[1].get_scale()
-        assert fused.schedule_step == (step + 1 if count_skipped_steps else step + 1 - skipped)
-        assert fused.param_groups[0]["lr"] == sched.get_last_lr()[0]
-        assert tuple(fused.param_groups[0]["betas"]) == tuple(ref.param_groups[0]["betas"])
-        assert_states_match(fused, ref, list(fused_model.parameters()), list(torch_model.parameters()), step, **F32)
-
+# --- 6: a skipped step (found_inf), beside torch's fused AdamW ----------------------------------
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("count_skipped_steps", [True, False], ids=["skips_counted", "skips_not_counted"])
@@ -417,245 +281,8 @@ def test_a_skipped_step_changes_nothing_but_the_schedule_counter(count_skipped_s
     assert opt.schedule_step == (3 if count_skipped_steps else 2)
 
 
-# --- master weights -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=dtype_id)
-@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
-def test_master_weights_match_float32_training(amsgrad, dtype, device):
-    """A float32 master_param and float32 moments follow torch's float32 AdamW + OneCycleLR on the same
-    (low-precision) grads; the param is the master rounded."""
-    shapes = [(1,), (7, 3), (4097,), (0,), (70001,)]
-    params = [torch.randn(s, device=device).to(dtype) for s in shapes]
-    ref_params = [p.float() for p in params]
-    kwargs = dict(max_lr=0.05, total_steps=8)
-    fused = lrfused.FusedOneCycleAdamW(params, amsgrad=amsgrad, weight_decay=1e-2, master_weights=True, **kwargs)
-    ref = torch.optim.AdamW(ref_params, lr=0.1, amsgrad=amsgrad, weight_decay=1e-2, foreach=False)
-    sched = OneCycleLR(ref, **kwargs)
-    for step in range(8):
-        for p, r in zip(params, ref_params):
-            p.grad = torch.randn_like(p)
-            r.grad = p.grad.float()
-        fused.step()
-        ref.step()
-        sched.step()
-        for i, (p, r) in enumerate(zip(params, ref_params)):
-            state, torch_state = fused.state[p], ref.state[r]
-            where = f"step {step}, param {i}"
-            assert state["master_param"].dtype == torch.float32
-            torch.testing.assert_close(state["master_param"], r, **F32, msg=lambda m: f"{where}: {m}")
-            assert_step_matches(state, torch_state, p, where)
-            for key in MOMENT_KEYS:
-                assert (key in state) == (key in torch_state), key
-                if key in state:
-                    assert state[key].dtype == torch.float32, key
-                    torch.testing.assert_close(state[key], torch_state[key], **F32, msg=lambda m: f"{where}, {key}: {m}")
-            assert torch.equal(p, state["master_param"].to(dtype))
-
-
-# --- 7: bad input -----------------------------------------------------------------------------------
-
-
-def _adamw(**kwargs):
-    return lambda params: lrfused.FusedAdamW(params, **kwargs)
-
-
-def _one_cycle_adamw(**kwargs):
-    return lambda params: lrfused.FusedOneCycleAdamW(params, max_lr=0.05, total_steps=10, **kwargs)
-
-
-BAD_ARGUMENTS = {
-    "betas_one": (_adamw(betas=(0.9,)), "betas"),
-    "betas_three": (_adamw(betas=(0.9, 0.999, 0.5)), "betas"),
-    "beta1_one": (_adamw(betas=(1.0, 0.999)), "betas"),
-    "beta1_negative": (_adamw(betas=(-0.1, 0.999)), "betas"),
-    "beta2_one": (_adamw(betas=(0.9, 1.0)), "betas"),
-    "beta2_nan": (_adamw(betas=(0.9, float("nan"))), "betas"),
-    "one_cycle_betas": (_one_cycle_adamw(betas=(0.9, 1.5)), "betas"),
-    "eps_zero": (_adamw(eps=0.0), "eps"),
-    "eps_negative": (_adamw(eps=-1e-8), "eps"),
-    "eps_inf": (_adamw(eps=float("inf")), "eps"),
-    "eps_nan": (_adamw(eps=float("nan")), "eps"),
-    "one_cycle_eps": (_one_cycle_adamw(eps=0.0), "eps"),
-    "weight_decay_negative": (_adamw(weight_decay=-1e-2), "weight_decay"),
-    "weight_decay_inf": (_adamw(weight_decay=float("inf")), "weight_decay"),
-    "weight_decay_nan": (_adamw(weight_decay=float("nan")), "weight_decay"),
-    "one_cycle_weight_decay": (_one_cycle_adamw(weight_decay=-1.0), "weight_decay"),
-    "lr_negative": (_adamw(lr=-1e-3), "lr"),
-}
-
-
-@pytest.mark.parametrize("make, name", BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys())
-def test_bad_arguments_are_refused(make, name):
-    p = torch.randn(5)
-    before = p.clone()
-    with pytest.raises(ValueError, match=name):
-        make([p])
-    assert torch.equal(p, before)
-
-
-def test_betas_that_are_not_a_sequence_are_refused():
-    # A bare float: the spec asks for a ValueError; a TypeError names it as well.
-    with pytest.raises((ValueError, TypeError), match="betas"):
-        lrfused.FusedAdamW([torch.randn(5)], betas=0.9)
-
-
-@pytest.mark.parametrize(
-    "group, name",
-    [({"betas": (0.9, 1.0)}, "betas"), ({"eps": -1.0}, "eps"), ({"weight_decay": -0.5}, "weight_decay"), ({"lr": -0.1}, "lr")],
-    ids=["betas", "eps", "weight_decay", "lr"],
-)
-def test_a_bad_group_value_is_refused_before_anything_changes(group, name):
-    """In a group dict at construction, and in add_param_group: refused, the optimizer as it was."""
-    with pytest.raises(ValueError, match=name):
-        lrfused.FusedAdamW([{"params": [torch.randn(3)], **group}])
-    p = torch.randn(5)
-    opt = lrfused.FusedAdamW([p], lr=1e-2)
-    p.grad = torch.ones(5)
-    opt.step()
-    state = {k: v.clone() for k, v in opt.state[p].items()}
-    groups = copy.deepcopy(opt.param_groups)
-    with pytest.raises(ValueError, match=name):
-        opt.add_param_group({"params": [torch.randn(3)], **group})
-    assert len(opt.param_groups) == 1 and opt.param_groups[0].keys() == groups[0].keys()
-    assert all(torch.equal(v, state[k]) for k, v in opt.state[p].items()) and len(opt.state) == 1
-
-
-@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
-def test_sparse_grad_is_refused_at_step_and_changes_nothing(amsgrad):
-    """A sparse grad on the second param: the first param, valid, does not move either; no state or
-    counter changes."""
-    params = [torch.randn(5), torch.randn(3)]
-    opt = lrfused.FusedOneCycleAdamW(params, max_lr=0.05, total_steps=10, amsgrad=amsgrad)
-    for p in params:
-        p.grad = torch.ones_like(p)
-    opt.step()  # a first good step, so that state exists
-    extra = torch.randn(2)
-    opt.add_param_group({"params": [extra]})
-    extra.grad = torch.ones(2)
-    params[1].grad = torch.ones(3).to_sparse()
-    before = [p.clone() for p in params + [extra]]
-    state = {id(p): {k: v.clone() for k, v in s.items()} for p, s in opt.state.items()}
-    with pytest.raises(RuntimeError, match="grad of param 1 must be dense .*sparse gradients are not supported"):
-        opt.step()
-    for p, b in zip(params + [extra], before):
-        assert torch.equal(p, b)
-    assert {id(p) for p in opt.state} == set(state)
-    for p, s in opt.state.items():
-        assert s.keys() == state[id(p)].keys()
-        assert all(torch.equal(v, state[id(p)][k]) for k, v in s.items())
-    assert opt.schedule_step == 1
-
-
-@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
-def test_complex_params_match_torch(amsgrad):
-    """As torch's AdamW on complex64: every step is elementwise on the real view (real and imaginary
-    parts as two reals, each with its own second moment)."""
-    param = torch.randn(4, 3, dtype=torch.complex64)
-    twin = param.clone()
-    fused = lrfused.FusedAdamW([param], lr=1e-2, amsgrad=amsgrad, weight_decay=0.1)
-    ref = torch.optim.AdamW([twin], lr=1e-2, amsgrad=amsgrad, weight_decay=0.1, foreach=False)
-    for step in range(5):
-        param.grad = torch.randn_like(param)
-        twin.grad = param.grad.clone()
-        fused.step()
-        ref.step()
-        assert_states_match(fused, ref, [param], [twin], step, **F32)
-
-
-# --- 8: torch.compile -------------------------------------------------------------------------------
-
-COMPILE_STEPS = 8
-COMPILED = {
-    "adamw_amsgrad": lambda ps: lrfused.FusedAdamW(ps, lr=1e-2, amsgrad=True),
-    "adamw_cyclic": lambda ps: lrfused.FusedAdamW(
-        ps, lr=1e-3, schedule=lrfused.schedules.Cyclic(base_lr=1e-3, max_lr=0.05, step_size_up=3)
-    ),
-    "one_cycle_adamw": lambda ps: lrfused.FusedOneCycleAdamW(ps, max_lr=0.05, total_steps=COMPILE_STEPS),
-}
-
-
-@pytest.fixture
-def _fresh_dynamo():
-    from torch._dynamo.utils import counters
-
-    torch._dynamo.reset()
-    counters.clear()
-    yield counters
-    torch._dynamo.reset()
-
-
-def _models():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
-    twin = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
-    twin.load_state_dict(model.state_dict())
-    return model, twin
-
-
-def _backward(models, step):
-    generator = torch.Generator().manual_seed(step)
-    x, y = torch.randn(5, 8, generator=generator), torch.randn(5, 4, generator=generator)
-    for m in models:
-        m.zero_grad()
-        torch.nn.functional.mse_loss(m(x), y).backward()
-
-
-def _assert_same_runs(compiled_opt, eager_opt, model, twin, step):
-    for p, q in zip(model.parameters(), twin.parameters()):
-        assert torch.equal(p, q), f"step {step}"
-        for key, value in eager_opt.state[q].items():
-            assert torch.equal(compiled_opt.state[p][key], value), (step, key)
-    # A compiled step leaves the host count unknown: the groups show the next step's values once
-    # get_last_lr() has read the device counter (documented).
-    assert compiled_opt.get_last_lr() == eager_opt.get_last_lr(), step
-    for g, h in zip(compiled_opt.param_groups, eager_opt.param_groups):
-        assert g["lr"] == h["lr"] and tuple(g["betas"]) == tuple(h["betas"]), step
-
-
-@pytest.mark.parametrize("make", COMPILED.values(), ids=COMPILED.keys())
-def test_compiled_step_with_fullgraph_equals_eager_without_recompiles(make, _fresh_dynamo):
-    """After one eager step (state made), torch.compile(opt.step, fullgraph=True) runs as one graph,
-    is not recompiled as the LR and beta1 move, and equals the eager optimizer bit for bit."""
-    from torch._dynamo.testing import CompileCounterWithBackend
-
-    model, twin = _models()
-    compiled_opt, eager_opt = make(model.parameters()), make(twin.parameters())
-    _backward((model, twin), 0)
-    compiled_opt.step()
-    eager_opt.step()
-    backend = CompileCounterWithBackend("inductor")
-    compiled_step = torch.compile(compiled_opt.step, backend=backend, fullgraph=True)
-    frames = []
-    for step in range(1, COMPILE_STEPS):
-        _backward((model, twin), step)
-        compiled_step()
-        eager_opt.step()
-        frames.append(backend.frame_count)
-        _assert_same_runs(compiled_opt, eager_opt, model, twin, step)
-    # At most one recompile (a counter becoming dynamic), then none while the schedule moves.
-    assert frames[-1] <= 2 and frames[-1] == frames[1], frames
-    assert compiled_opt.schedule_step == eager_opt.schedule_step == COMPILE_STEPS
-
-
-def test_compiled_step_from_the_first_step_equals_eager(_fresh_dynamo):
-    """Compiled before any state exists (no fullgraph): no graph break, at most one recompile once the
-    state exists, then none."""
-    from torch._dynamo.testing import CompileCounterWithBackend
-
-    model, twin = _models()
-    compiled_opt, eager_opt = COMPILED["one_cycle_adamw"](model.parameters()), COMPILED["one_cycle_adamw"](twin.parameters())
-    backend = CompileCounterWithBackend("inductor")
-    compiled_step = torch.compile(compiled_opt.step, backend=backend)
-    frames = []
-    for step in range(COMPILE_STEPS):
-        _backward((model, twin), step)
-        compiled_step()
-        eager_opt.step()
-        frames.append(backend.frame_count)
-        _assert_same_runs(compiled_opt, eager_opt, model, twin, step)
-    assert frames[-1] <= 2 and frames[-1] == frames[2], frames
-    assert sum(_fresh_dynamo["graph_break"].values()) == 0, dict(_fresh_dynamo["graph_break"])
-
-# (DDP and DTensor / FSDP2 params: tests/test_distributed.py, for both families.)
+# --- Elsewhere, for every family (families.py): GradScaler step for step and master weights
+# (test_amp.py), bad arguments, bad group values and sparse grads (test_bad_input.py), complex params
+# (test_torch_compat.py), state dicts into torch's AdamW, the 1cycle resume and hold_final_lr
+# (test_state_dicts.py), torch.compile (test_compile.py); DDP and DTensor / FSDP2 params
+# (test_distributed.py).

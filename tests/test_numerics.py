@@ -1,23 +1,82 @@
-"""lrfused against torch.optim.SGD(foreach=False) + OneCycleLR / CyclicLR, compared after every step."""
+"""lrfused against torch's optimizers (foreach=False) + torch's schedulers, compared after every step on
+every dtype: each schedule for every family (families.py) and each of its state layouts, then SGD with
+its own options (nesterov, dampening, no momentum), groups, params without grads and odd layouts."""
 import pytest
 import torch
 
 from conftest import DEVICES, DTYPES, dtype_id
-from reference import SideBySide, compare_each_step
+from families import family_variants
+from reference.sgd import run_and_compare
 
 # Sizes include 1, odd sizes, an empty tensor, and one large enough to be split across threads.
 SHAPES = [(1,), (7, 3), (4097,), (0,), (33, 65), (70001,)]
 
+FAMILY_STEPS = 12
+# Per schedule, options every family takes, as functions of the family (its 1cycle peak sets the LRs).
+FAMILY_SCHEDULES = {
+    "one_cycle": {
+        "defaults": lambda f: dict(max_lr=f.max_lr, total_steps=FAMILY_STEPS),
+        "linear_decay_maximize": lambda f: dict(
+            max_lr=f.max_lr, total_steps=FAMILY_STEPS, anneal_strategy="linear", pct_start=0.4, weight_decay=1e-2,
+            maximize=True,
+        ),
+        "three_phase": lambda f: dict(max_lr=f.max_lr, total_steps=FAMILY_STEPS, three_phase=True, pct_start=0.25),
+        "fixed_momentum": lambda f: dict(max_lr=f.max_lr, total_steps=FAMILY_STEPS, cycle_momentum=False),
+        "factors": lambda f: dict(
+            max_lr=f.max_lr, total_steps=FAMILY_STEPS, div_factor=10.0, final_div_factor=100.0, base_momentum=0.5,
+            max_momentum=0.99,
+        ),
+    },
+    "cyclic": {
+        "triangular": lambda f: dict(base_lr=f.max_lr / 50, max_lr=f.max_lr, step_size_up=3),
+        "triangular2_asym": lambda f: dict(
+            base_lr=f.max_lr / 50, max_lr=f.max_lr, step_size_up=2, step_size_down=5, mode="triangular2"
+        ),
+        "exp_range_maximize": lambda f: dict(
+            base_lr=f.max_lr / 50, max_lr=f.max_lr, step_size_up=4, mode="exp_range", gamma=0.9, maximize=True
+        ),
+        "momenta": lambda f: dict(
+            base_lr=f.max_lr / 50, max_lr=f.max_lr, step_size_up=3, base_momentum=0.5, max_momentum=0.95
+        ),
+    },
+    "warm_restarts": {
+        "constant_cycles": lambda f: dict(max_lr=f.max_lr, T_0=4),
+        "growing_cycles": lambda f: dict(max_lr=f.max_lr, T_0=2, T_mult=2, eta_min=f.max_lr / 50),
+    },
+    "constant": {
+        "defaults": lambda f: dict(lr=f.max_lr / 5),
+        "decay_maximize": lambda f: dict(lr=f.max_lr / 5, weight_decay=0.1, maximize=True),
+    },
+    "warmup_cosine": {
+        "warmup": lambda f: dict(lr=f.max_lr, total_steps=FAMILY_STEPS, warmup_steps=3),
+        "cosine_only_eta_min": lambda f: dict(lr=f.max_lr, total_steps=FAMILY_STEPS, eta_min=f.max_lr / 50),
+    },
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("family, options", family_variants())
+@pytest.mark.parametrize(
+    "kind, case", [pytest.param(k, c, id=f"{k}-{name}") for k, cases in FAMILY_SCHEDULES.items() for name, c in cases.items()]
+)
+def test_every_family_matches_torch(kind, case, family, options, dtype, device):
+    """Params, state (and per-param counts) after every step, the shown lr and momentum before and
+    after each: float32/float64 within the family's tolerance, float16/bfloat16 by the 2x rule."""
+    family.reference.run_and_compare(
+        kind, [{"shapes": SHAPES}], dtype, device, FAMILY_STEPS, **case(family), **options
+    )
+
+
+# --- SGD's own options: nesterov, dampening, no momentum ------------------------------------------
+
 ONE_CYCLE_OPTIONS = {
-    "defaults": {},
     "nesterov_decay": dict(nesterov=True, weight_decay=1e-2),
     "dampening": dict(dampening=0.3, weight_decay=1e-3),
     "maximize": dict(maximize=True, weight_decay=1e-2),
     "linear": dict(anneal_strategy="linear", pct_start=0.4),
-    "three_phase": dict(three_phase=True, pct_start=0.25),
     "fixed_momentum": dict(cycle_momentum=False, momentum=0.8, nesterov=True),
     "no_momentum": dict(cycle_momentum=False, momentum=0.0, weight_decay=1e-2),
-    "factors": dict(div_factor=10.0, final_div_factor=100.0, base_momentum=0.5, max_momentum=0.99),
     "zero_base_momentum": dict(base_momentum=0.0, max_momentum=0.9, dampening=0.5),
 }
 
@@ -37,10 +96,6 @@ WARM_RESTARTS_OPTIONS = {
     "nesterov_decay": dict(max_lr=0.2, T_0=3, T_mult=3, nesterov=True, weight_decay=1e-2),
     "dampening_no_momentum_maximize": dict(max_lr=0.2, T_0=5, momentum=0.0, maximize=True, weight_decay=1e-3),
 }
-
-
-def run_and_compare(kind, group_specs, dtype, device, steps, skips=lambda step: (), **kwargs):
-    return compare_each_step(SideBySide(kind, group_specs, dtype, device, **kwargs), steps, skips)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -118,7 +173,7 @@ def test_mixed_dtypes_in_one_step(device):
     """float32, float64 and bfloat16 params in one optimizer step, compared with torch; the bfloat16
     one by the low-precision rule: at most twice torch's distance from a float32 run (+ one ulp)."""
     import lrfused
-    from reference import step_both, torch_one_cycle
+    from reference.sgd import step_both, torch_one_cycle
 
     dtypes = (torch.float32, torch.float64, torch.bfloat16)
     fused_params = [torch.randn(129, dtype=d, device=device) for d in dtypes]
@@ -145,7 +200,7 @@ def test_mixed_dtypes_in_one_step(device):
 def test_non_contiguous_dense_params(device):
     """A transposed (permuted, dense) param and a grad of other strides are updated element by element."""
     import lrfused
-    from reference import torch_one_cycle
+    from reference.sgd import torch_one_cycle
 
     base = torch.randn(6, 10, device=device)
     fused_p = base.clone().t()
@@ -168,7 +223,7 @@ def test_many_params_some_with_grads_of_other_strides(device):
     """Past the count where params are checked in parallel (hundreds), with every seventh grad
     of other strides than its (transposed) param: still equal to torch, step by step."""
     import lrfused
-    from reference import step_both, torch_one_cycle
+    from reference.sgd import step_both, torch_one_cycle
 
     torch.manual_seed(0)
     shapes = [(3, 5) if i % 7 == 0 else (i % 11 + 1,) for i in range(900)]

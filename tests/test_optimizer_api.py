@@ -1,4 +1,5 @@
-"""torch.optim.Optimizer behaviour: state_dict resume, param groups, closures, hooks."""
+"""torch.optim.Optimizer behaviour: state_dict resume, param groups, closures, hooks (the SGD drop-ins,
+then every family of families.py)."""
 import copy
 import io
 
@@ -7,6 +8,7 @@ import torch
 
 import lrfused
 from conftest import DEVICES
+from families import family_variants, families
 
 
 def make_model(device):
@@ -207,3 +209,98 @@ def _pickled(obj):
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
+
+
+# --- every family ------------------------------------------------------------------------------------
+
+
+def _one_cycle(family, options, params, total_steps=12):
+    return family.one_cycle(params, max_lr=family.max_lr, total_steps=total_steps, **options)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("family, options", family_variants())
+def test_every_family_resumes_mid_schedule_exactly(family, options, device):
+    model = make_model(device)
+    opt = _one_cycle(family, options, model.parameters())
+    train(model, opt, 5, seed=0)
+    saved_model = copy.deepcopy(model.state_dict())
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    train(model, opt, 7, seed=1)
+
+    resumed = make_model(device)
+    resumed.load_state_dict(saved_model)
+    resumed_opt = _one_cycle(family, options, resumed.parameters())
+    buffer.seek(0)
+    resumed_opt.load_state_dict(torch.load(buffer))
+    assert resumed_opt.schedule_step == 5
+    train(resumed, resumed_opt, 7, seed=1)
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+        assert opt.state[p].keys() == resumed_opt.state[q].keys()
+        for key, value in opt.state[p].items():
+            assert value.dtype == resumed_opt.state[q][key].dtype and torch.equal(value, resumed_opt.state[q][key]), key
+    assert family.shown(resumed_opt.param_groups[0]) == family.shown(opt.param_groups[0])
+    assert resumed_opt.get_last_lr() == opt.get_last_lr()
+
+
+@pytest.mark.parametrize("family", families())
+def test_every_family_is_a_torch_optimizer_with_closures_and_hooks(family):
+    p = torch.zeros(2, requires_grad=True)
+    opt = _one_cycle(family, list(family.variants.values())[0], [p], total_steps=3)
+    assert isinstance(opt, torch.optim.Optimizer)
+    calls = []
+    opt.register_step_pre_hook(lambda *args: calls.append("pre"))
+    opt.register_step_post_hook(lambda *args: calls.append("post"))
+
+    def closure():
+        opt.zero_grad()
+        loss = (p - 1).square().sum()
+        loss.backward()
+        return loss
+
+    assert opt.step(closure).item() == 2.0
+    assert calls == ["pre", "post"] and opt.schedule_step == 1
+    assert (p.detach() > 0).all()  # moved towards 1
+    opt.zero_grad()
+    assert p.grad is None
+    before = p.detach().clone()
+    opt.step()  # no grads: nothing changes, the schedule advances as OneCycleLR would
+    assert torch.equal(p.detach(), before) and opt.schedule_step == 2
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("family, options", family_variants())
+def test_every_familys_step_is_an_in_place_change_autograd_sees(family, options, device):
+    """Versions of params and state tensors move, and a backward through a graph that saved a param
+    from before the step raises instead of using the new values."""
+    w = torch.randn(3, device=device, requires_grad=True)
+    opt = _one_cycle(family, options, [w], total_steps=5)
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    version = w._version
+    opt.step()
+    assert w._version > version
+    state = {key: opt.state[w][key] for key in family.state_keys if key in opt.state[w]}
+    assert state, opt.state[w].keys()
+    versions = {key: t._version for key, t in state.items()}
+    opt.step()
+    assert all(t._version > versions[key] for key, t in state.items()), versions
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("family, options", family_variants())
+def test_every_family_pickles_and_deepcopies_at_its_schedule_position(family, options):
+    model = make_model("cpu")
+    opt = _one_cycle(family, options, model.parameters())
+    train(model, opt, 3, seed=0)
+    for clone in (copy.deepcopy(opt), torch.load(io.BytesIO(_pickled(opt)), weights_only=False)):
+        assert clone.schedule_step == 3
+        assert family.shown(clone.param_groups[0]) == family.shown(opt.param_groups[0])
+        params = [p for g in clone.param_groups for p in g["params"]]
+        for p in params:
+            p.grad = torch.ones_like(p)
+        clone.step()
+        assert clone.schedule_step == 4

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import DEVICES
-from reference import SideBySide
+from reference.sgd import SideBySide
 
 # CI draws the same examples on every run (derandomize, no example database): `make test` must not
 # pass or fail by luck. The long profile explores with fresh random draws.

@@ -7,7 +7,7 @@ from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
 import lrfused
 from conftest import DEVICES
 from lrfused.schedules import OneCycle, Table, WarmupCosine
-from reference import torch_cyclic, torch_one_cycle, torch_warm_restarts
+from reference.sgd import torch_cyclic, torch_one_cycle, torch_warm_restarts
 
 ONE_CYCLE = {
     "cos": dict(total_steps=23),

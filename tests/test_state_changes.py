@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lrfused
-from reference import torch_one_cycle
+from reference.sgd import torch_one_cycle
 
 KWARGS = dict(max_lr=0.2, total_steps=20, cycle_momentum=False, momentum=0.9, dampening=0.1, weight_decay=1e-2)
 
@@ -103,17 +103,7 @@ def test_frozen_param_that_starts_getting_grads():
     runs.step()
 
 
-def test_state_dict_is_plain_dicts_for_weights_only_loading(tmp_path):
-    runs = Pair()
-    runs.step()
-    path = tmp_path / "opt.pt"
-    torch.save(runs.fused.state_dict(), path)
-    loaded = torch.load(path, weights_only=True)
-    assert type(loaded["state"][0]) is dict
-    fresh = lrfused.FusedOneCycleSGD([p.clone() for p in runs.fused_params], **KWARGS)
-    fresh.load_state_dict(loaded)
-    assert torch.equal(fresh.state[fresh.param_groups[0]["params"][0]]["momentum_buffer"],
-                       runs.fused.state[runs.fused_params[0]]["momentum_buffer"])
+# (A state dict is plain dicts for weights_only loading: test_state_dicts.py, for every family.)
 
 
 @pytest.mark.parametrize("key, value", [("max_lr", 0.5), ("min_lr", 1e-3), ("initial_lr", 0.05)])

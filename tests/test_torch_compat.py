@@ -9,6 +9,7 @@ import torch
 
 import lrfused
 from conftest import DEVICES, dtype_id, requires_cuda
+from families import FAMILIES, family_variants, families
 from lrfused.schedules import OneCycle
 
 OPTIONS = [
@@ -65,6 +66,27 @@ def test_named_parameters_are_kept_and_saved_as_torch_keeps_them():
     assert fused.param_groups[0]["param_names"] == ["weight", "bias"]
     assert fused.param_groups[0]["params"] == list(model.parameters())
     step_both(fused, reference, list(model.parameters()), list(twin.parameters()))
+    saved = fused.state_dict()["param_groups"][0]
+    assert saved["param_names"] == reference.state_dict()["param_groups"][0]["param_names"]
+    assert saved["params"] == [0, 1]
+
+
+@pytest.mark.parametrize("family", families())
+def test_every_family_keeps_named_parameters_as_torch_keeps_them(family):
+    options = list(family.variants.values())[-1]
+    model, twin = linear(), linear()
+    fused = family.fused(model.named_parameters(), lr=1e-2, **options)
+    reference = family.make_torch(twin.named_parameters(), lr=1e-2, **options)
+    assert fused.param_groups[0]["param_names"] == ["weight", "bias"]
+    for step in range(3):
+        for p, q in zip(model.parameters(), twin.parameters()):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        fused.step()
+        reference.step()
+        family.reference.assert_states_match(
+            fused, reference, list(model.parameters()), list(twin.parameters()), step, **family.tolerance()
+        )
     saved = fused.state_dict()["param_groups"][0]
     assert saved["param_names"] == reference.state_dict()["param_groups"][0]["param_names"]
     assert saved["params"] == [0, 1]
@@ -160,6 +182,29 @@ def test_strided_views_are_updated_like_torch(view, options, device):
     assert fused_params[0]._base is base
     view = fused_params[0]
     covered = torch.zeros_like(base, dtype=torch.bool)  # base is contiguous: the same element offsets
+    covered.as_strided(view.shape, view.stride(), view.storage_offset()).fill_(True)
+    assert torch.equal(base[~covered], untouched[~covered])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("family, options", family_variants())
+@pytest.mark.parametrize("view", VIEWS)
+def test_strided_views_are_updated_like_torch_in_every_family(view, family, options, device):
+    fused_params, reference_params = twins(VIEWS[view](device), torch.randn(7, device=device))
+    base = fused_params[0]._base
+    untouched = base.clone()
+    fused = family.fused(fused_params, lr=1e-2, weight_decay=0.1, **options)
+    reference = family.make_torch(reference_params, lr=1e-2, weight_decay=0.1, **options)
+    for step in range(4):
+        for f, r in zip(fused_params, reference_params):
+            f.grad = torch.randn_like(f)
+            r.grad = f.grad.clone()
+        fused.step()
+        reference.step()
+        family.reference.assert_states_match(fused, reference, fused_params, reference_params, step, **family.tolerance())
+    assert fused_params[0]._base is base  # updated in place, through the view
+    view = fused_params[0]
+    covered = torch.zeros_like(base, dtype=torch.bool)
     covered.as_strided(view.shape, view.stride(), view.storage_offset()).fill_(True)
     assert torch.equal(base[~covered], untouched[~covered])
 
@@ -343,6 +388,22 @@ def test_complex_params_are_updated_like_torch(dtype, options, device):
         assert fused.state[fused_params[0]]["momentum_buffer"].dtype == dtype
 
 
+@pytest.mark.parametrize("family, options", family_variants())
+def test_complex_params_match_torch_in_every_family(family, options):
+    """As torch's optimizers on complex64: every step is elementwise on the real view (real and
+    imaginary parts as two reals, each with its own state)."""
+    param = torch.randn(4, 3, dtype=torch.complex64)
+    twin = param.clone()
+    fused = family.fused([param], lr=1e-2, weight_decay=0.1, **options)
+    ref = family.make_torch([twin], lr=1e-2, weight_decay=0.1, **options)
+    for step in range(5):
+        param.grad = torch.randn_like(param)
+        twin.grad = param.grad.clone()
+        fused.step()
+        ref.step()
+        family.reference.assert_states_match(fused, ref, [param], [twin], step, **family.tolerance())
+
+
 @pytest.mark.parametrize("kind", DROP_INS)
 def test_drop_ins_update_complex_params_as_their_real_view(kind):
     """The update is the same on torch.view_as_real, as torch's optimizers define it."""
@@ -374,3 +435,13 @@ def test_drop_ins_update_complex_params_as_their_real_view(kind):
 def test_hyperparameters_are_checked_before_params(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    "family, argument, value, error, message",
+    [pytest.param(f, *case, id=f"{f}-{case[0]}={case[1]!r}") for f in FAMILIES.values() for case in f.bad_arguments],
+)
+def test_every_familys_arguments_are_checked_before_params(family, argument, value, error, message):
+    """As torch's optimizers: a bad hyperparameter is named even when params are bad too (None)."""
+    with pytest.raises(error, match=message):
+        family.fused(None, **{argument: value})

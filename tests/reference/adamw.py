@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import (
 )
 
 import lrfused
-from reference import MIN_SAMPLES, compare_each_step
+from reference.common import MIN_SAMPLES, assert_step_matches, compare_each_step
 
 ADAMW_KEYS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
 MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -119,15 +119,6 @@ def random_grad(shape, dtype, device):
     if low_precision(dtype):
         grad = grad.sign().masked_fill_(grad == 0, 1.0) * (0.25 + 1.5 * torch.rand(shape, device=device))
     return grad.to(dtype)
-
-
-def assert_step_matches(fused_state, torch_state, param, where):
-    """lrfused's per-param step: a one-element float32 tensor on the param's device, equal to torch's."""
-    step = fused_state["step"]
-    assert isinstance(step, torch.Tensor) and step.numel() == 1, f"{where}: step is {step!r}"
-    assert step.dtype == torch.float32, f"{where}: step has dtype {step.dtype}"
-    assert step.device == param.device, f"{where}: step is on {step.device}, the param on {param.device}"
-    assert float(step) == float(torch_state["step"]), f"{where}: step {float(step)}, torch {float(torch_state['step'])}"
 
 
 def assert_unstepped(fused, param, where):
@@ -240,7 +231,7 @@ class SideBySide:
             assert_states_match(self.fused, self.torch_opt, fused, ref, step, **TOLERANCES[self.dtype])
             return
         # float16/bfloat16: params and moments by the low-precision rule, judged per param of
-        # MIN_SAMPLES elements or more, the smaller ones pooled (as tests/reference.py does).
+        # MIN_SAMPLES elements or more, the smaller ones pooled (as reference/sgd.py does).
         exact = [p for g in self.exact_params for p in g]
         for i, (f, r) in enumerate(zip(fused, ref)):
             if self.torch_opt.state.get(r):

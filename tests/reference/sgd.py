@@ -12,9 +12,9 @@ from torch.optim.lr_scheduler import (
 
 import lrfused
 from lrfused.schedules import Constant, Table, WarmupCosine
+from reference.common import MIN_SAMPLES, compare_each_step
 
 SGD_KEYS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
-MIN_SAMPLES = 64  # elements a low-precision accuracy comparison needs to mean something
 
 
 def split_kwargs(kwargs):
@@ -238,12 +238,20 @@ class SideBySide:
         torch.testing.assert_close(fused_buf, torch_buf, msg=lambda m: f"step {step}, buffer {i}: {m}")
 
 
-def compare_each_step(runs, steps, skips=lambda step: ()):
-    """Steps a side-by-side runner (SideBySide here, or adamw_reference's) and compares the schedule
-    and the params after every step."""
-    runs.assert_schedule_matches()
-    for step in range(steps):
-        runs.step(skip=skips(step))
-        runs.assert_schedule_matches()
-        runs.assert_params_match(step)
-    return runs
+def run_and_compare(kind, group_specs, dtype, device, steps, skips=lambda step: (), **kwargs):
+    return compare_each_step(SideBySide(kind, group_specs, dtype, device, **kwargs), steps, skips)
+
+
+def assert_states_match(fused, torch_opt, fused_params, torch_params, step, **tol):
+    """Params and momentum buffers, same dtype on both sides; a param torch has not stepped yet has
+    no buffer on lrfused's side either, or one that no step has written."""
+    for i, (f, r) in enumerate(zip(fused_params, torch_params)):
+        where = f"step {step}, param {i}"
+        torch.testing.assert_close(f, r, **tol, msg=lambda m: f"{where}: {m}")
+        if r in torch_opt.state:
+            torch.testing.assert_close(
+                fused.state[f]["momentum_buffer"], torch_opt.state[r]["momentum_buffer"], **tol,
+                msg=lambda m: f"{where}, momentum_buffer: {m}",
+            )
+        else:  # torch has not stepped yet: our buffer was never written
+            assert f not in fused.state or int(fused.state[f]["momentum_first_step"]) == lrfused._C.NEVER_WRITTEN, where
