@@ -4,11 +4,8 @@ else in lrfused.find names one."""
 from dataclasses import dataclass
 
 from lrfused._checks import check_number
-from lrfused.cyclic import FusedCyclicSGD
 from lrfused.fused_adamw import FusedAdamW, FusedOneCycleAdamW, check_betas
-from lrfused.fused_sgd import FusedSGD
-from lrfused.one_cycle import FusedOneCycleSGD
-from lrfused.warm_restarts import FusedWarmRestartsSGD
+from lrfused.fused_sgd import FusedCyclicSGD, FusedOneCycleSGD, FusedSGD, FusedWarmRestartsSGD
 
 SGD_MOMENTUM = 0.9  # range_test's default momentum
 # range_test's family settings as they are when not given: a family that does not take one refuses
