@@ -50,7 +50,7 @@ MUTANTS = [
      ["tests/test_find_optimizers.py"]),
     # the family registry and the recommendation written from it
     ("adamw_family_recommends_the_sgd_drop_in", "lrfused/find/families.py",
-     'drop_ins={"one_cycle": FusedOneCycleAdamW},', 'drop_ins={"one_cycle": FusedOneCycleSGD},',
+     'drop_ins={"one_cycle": lrfused.FusedOneCycleAdamW},', 'drop_ins={"one_cycle": lrfused.FusedOneCycleSGD},',
      ["tests/test_find_report.py", "tests/test_find_cli.py"]),
     ("adamw_family_default_weight_decay_wrong", "lrfused/find/families.py",
      'settings={"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2},',

@@ -3,9 +3,9 @@
 else in lrfused.find names one."""
 from dataclasses import dataclass
 
+import lrfused
 from lrfused._checks import check_number
-from lrfused.fused_adamw import FusedAdamW, FusedOneCycleAdamW, check_betas
-from lrfused.fused_sgd import FusedCyclicSGD, FusedOneCycleSGD, FusedSGD, FusedWarmRestartsSGD
+from lrfused.fused_adamw import check_betas
 
 SGD_MOMENTUM = 0.9  # range_test's default momentum
 # range_test's family settings as they are when not given: a family that does not take one refuses
@@ -26,7 +26,7 @@ class Family:
     optimizer: type  # the fused optimizer the sweep trains (Ramp schedule) and each confirmation candidate (OneCycle)
     # the settings (of UNSET) the optimizer takes, with their defaults, in its keyword names
     settings: dict
-    # the classes a recommended call names, by schedule; "one_cycle" is required (--then-train trains it), a
+    # the classes a recommended call names (as lrfused.<class>: public ones), by schedule; "one_cycle" is required (--then-train trains it), a
     # schedule without one is written as optimizer(params, schedule=lrfused.schedules.<Schedule>(...))
     drop_ins: dict
     carried: tuple  # the settings a recommended call carries where they differ from the drop-ins' defaults (= settings')
@@ -61,16 +61,17 @@ FAMILIES = {
     family.name: family
     for family in (
         Family(
-            name="sgd", title="SGD", optimizer=FusedSGD,
+            name="sgd", title="SGD", optimizer=lrfused.FusedSGD,
             settings={"momentum": SGD_MOMENTUM, "weight_decay": 0.0, "nesterov": False},  # (FusedSGD checks them)
-            drop_ins={"one_cycle": FusedOneCycleSGD, "cyclic": FusedCyclicSGD, "warm_restarts": FusedWarmRestartsSGD},
+            drop_ins={"one_cycle": lrfused.FusedOneCycleSGD, "cyclic": lrfused.FusedCyclicSGD,
+                      "warm_restarts": lrfused.FusedWarmRestartsSGD},
             carried=("weight_decay", "nesterov"),
             grid_momentum=lambda m: {"max_momentum": m, "base_momentum": max(m - 0.1, 0.0)},
         ),
         Family(
-            name="adamw", title="AdamW", optimizer=FusedAdamW,
+            name="adamw", title="AdamW", optimizer=lrfused.FusedAdamW,
             settings={"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2},  # torch.optim.AdamW's defaults
-            drop_ins={"one_cycle": FusedOneCycleAdamW},
+            drop_ins={"one_cycle": lrfused.FusedOneCycleAdamW},
             carried=("betas", "eps", "weight_decay"),
             checked=("betas", "eps", "weight_decay"),
         ),
