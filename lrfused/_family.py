@@ -67,7 +67,7 @@ class Family:
 
     def rule_values(self, group):
         """The group's rule parameters, in the C++ rule's order (also the kernel config's cache key)."""
-        return tuple(param.value.read(group) for param in self.rule_params)
+        return tuple([param.value.read(group) for param in self.rule_params])
 
     @property
     def momentum_label(self):
@@ -78,7 +78,7 @@ class Family:
 
     def schedule_view(self, group):
         """The group as a schedule reads and writes it: its 'momentum' is the family's momentum."""
-        if self.momentum == GroupValue("momentum"):
+        if self.momentum.index is None and self.momentum.key == "momentum":  # (asked several times a step)
             return group
         return MomentumAt(group, self.momentum)
 

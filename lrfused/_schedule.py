@@ -58,7 +58,9 @@ class Schedule:
 
     def inputs(self, group):
         """The group values the schedule reads, as a tuple (the cache key of `fill`)."""
-        return (*(group[f.key] for f in self.fields), None if group["cycle_momentum"] else group["momentum"])
+        values = [group[f.key] for f in self.fields]
+        values.append(None if group["cycle_momentum"] else group["momentum"])
+        return tuple(values)
 
     def fill(self, schedule, group):
         """Writes the group's schedule into `schedule`, a fresh `_C.Schedule` of this kind."""
