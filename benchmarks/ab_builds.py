@@ -52,6 +52,7 @@ def main():
     parser.add_argument("a", help="repo root of build A (the baseline)")
     parser.add_argument("b", help="repo root of build B")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--only", nargs="+", metavar="CASE", help="only these cases, e.g. sgd/large/fp32")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -70,7 +71,7 @@ def main():
 
     a, b = start(args.a), start(args.b)
     ratios_all = []
-    for case in CASES:
+    for case in args.only or CASES:
         ask(a, "prep " + case)
         ask(b, "prep " + case)
         times = {a: [], b: []}
