@@ -1,6 +1,6 @@
 """Builds lrfused._C: the CPU kernels always, the CUDA kernels when CUDA torch and nvcc are both there.
 
-The CUDA kernels need CUDA 12.1 or newer (a launch's metadata is one kernel argument of 27,520
+The CUDA kernels need CUDA 12.1 or newer (a launch's metadata is one kernel argument of 27,264
 bytes, of the 32,764 a launch may take since CUDA 12.1); with an older toolkit the build is CPU-only,
 with a message.
 

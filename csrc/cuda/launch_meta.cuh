@@ -29,7 +29,10 @@ struct LaunchMeta {
   int32_t block_chunk[kMaxBlocks];
 };
 // Kernel arguments may take up to 32764 bytes (CUDA 12.1+, Volta and newer).
-// 27,520 bytes with 160 tensors of 72 and 16 groups of 360 (setup.py says so: keep it in step).
+// 27,264 bytes with 160 tensors of 72 and 16 groups of 344 (setup.py says so: keep it in step). A
+// GroupConfig has a fixed rule_params array, so a new rule does not change this.
+static_assert(sizeof(GroupConfig) == 344 && sizeof(TensorMeta) == 72 && sizeof(LaunchMeta) == 27264,
+              "the stated launch metadata size (here and in setup.py) is out of date");
 static_assert(sizeof(LaunchMeta) + 4 * sizeof(void*) <= 32000, "LaunchMeta exceeds the kernel argument limit");
 
 // GradScaler's tensors (nullptr without one) and the step counter, all on the device.
