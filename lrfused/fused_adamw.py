@@ -2,9 +2,10 @@
 a step counter kept on the params' device; FusedOneCycleAdamW = AdamW + OneCycleLR.
 
 The same machinery as the SGD family (FusedOptimizer); what differs is the update rule (the kernel's
-adamw_math.h) and the state: torch's exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad) and each param's own
+rules/adamw.h) and the state: torch's exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad) and each param's own
 `step`, a float32 one-element tensor on the param's device (as torch's fused AdamW keeps it).
 """
+from lrfused._betas import check_betas, check_cycled_beta1
 from lrfused._checks import check_bool, check_number
 from lrfused._drop_in import drop_in
 from lrfused._ext import _C
@@ -17,17 +18,6 @@ from lrfused.one_cycle import OneCycle
 EXP_AVG, EXP_AVG_SQ, MAX_EXP_AVG_SQ, STEP = "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step"
 _MOMENTS = (EXP_AVG, EXP_AVG_SQ)
 _MOMENTS_AMSGRAD = (EXP_AVG, EXP_AVG_SQ, MAX_EXP_AVG_SQ)
-
-
-def check_betas(name, betas):
-    """(beta1, beta2), each a real number in [0, 1), as a tuple."""
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
-    for i, beta in enumerate(betas):
-        check_number(f"{name}[{i}]", beta)
-        if not beta < 1.0:
-            raise ValueError(f"{name}[{i}] must be in [0, 1), got {beta}")
-    return tuple(betas)
 
 
 ADAMW = Family(
@@ -110,13 +100,7 @@ class FusedAdamW(FusedOptimizer):
         check_number("weight_decay" + where, group["weight_decay"])
         check_bool("amsgrad" + where, group["amsgrad"])
         check_bool("maximize" + where, group["maximize"])
-        if group["cycle_momentum"]:
-            for beta1 in momenta:  # (OneCycle's base_momentum / max_momentum, a Table's momentum values)
-                if not beta1 < 1.0:
-                    raise ValueError(
-                        f"the schedule's momentum values are beta1{where} and must be in [0, 1), "
-                        f"got {' / '.join(map(str, momenta))}"
-                    )
+        check_cycled_beta1(group, where, momenta)
 
 
 FusedOneCycleAdamW = drop_in(

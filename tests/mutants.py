@@ -140,7 +140,7 @@ MUTANTS = [
      "values[self.slot.index] = value", "pass", ["tests/test_fused_adamw.py"]),
     ("adamw_loaded_step_dropped", "lrfused/_counts.py",
      "0.0 if step is None else float(step)", "0.0", ["tests/test_fused_adamw.py"]),
-    ("adamw_beta_one_accepted", "lrfused/fused_adamw.py",
+    ("beta_one_accepted", "lrfused/_betas.py",
      "if not beta < 1.0:", "if not beta <= 1.0:", ["tests/test_bad_input.py"]),
     ("adamw_sweep_ignores_betas", "lrfused/find/families.py",
      "**{name: getattr(config, name) for name in self.settings})", '**{name: getattr(config, name) for name in self.settings if name != "betas"})',

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import lrfused
 from lrfused._checks import check_number
-from lrfused.fused_adamw import check_betas
+from lrfused._betas import check_betas
 
 SGD_MOMENTUM = 0.9  # range_test's default momentum
 # range_test's family settings as they are when not given: a family that does not take one refuses
