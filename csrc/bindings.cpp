@@ -47,6 +47,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // A group's update rule: its position in the rule list (rules/rule_list.h).
   m.attr("RULE_SGD") = rule_id<SGDRule>;
   m.attr("RULE_ADAMW") = rule_id<AdamWRule>;
+  m.attr("RULE_LION") = rule_id<LionRule>;
   m.attr("MAX_RULE_PARAMS") = kMaxRuleParams;
   m.attr("MAX_STATE_TENSORS") = kMaxStateTensors;
   m.attr("WRITTEN_ELSEWHERE") = kWrittenElsewhere;

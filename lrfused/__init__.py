@@ -1,8 +1,9 @@
-"""lrfused: fused SGD and AdamW with their LR (and momentum / beta1) schedule computed in the kernel:
+"""lrfused: fused SGD, AdamW and Lion with their LR (and momentum / beta1) schedule computed in the kernel:
 1cycle, cyclical, warm restarts, warm-up + cosine, any per-step table, and the LR range test's ramp."""
 from lrfused import schedules
 from lrfused._ext import _C
 from lrfused.fused_adamw import FusedAdamW, FusedOneCycleAdamW
+from lrfused.fused_lion import FusedLion, FusedOneCycleLion
 from lrfused.fused_sgd import FusedCyclicSGD, FusedOneCycleSGD, FusedRampSGD, FusedSGD, FusedWarmRestartsSGD
 from lrfused.kernel_scheduler import KernelScheduler
 
@@ -22,6 +23,8 @@ __all__ = [
     "FusedRampSGD",
     "FusedAdamW",
     "FusedOneCycleAdamW",
+    "FusedLion",
+    "FusedOneCycleLion",
     "KernelScheduler",
     "schedules",
     "cuda_built",

@@ -14,6 +14,7 @@ import torch
 
 import lrfused
 from reference import adamw as adamw_reference
+from reference import lion as lion_reference
 from reference import sgd as sgd_reference
 from reference.common import assert_step_matches
 
@@ -131,7 +132,37 @@ ADAMW = Family(
     bad_group_values=(("betas", (0.9, 1.0)), ("eps", -1.0), ("weight_decay", -0.5), ("lr", -0.1)),
 )
 
-FAMILIES = {family.name: family for family in (SGD, ADAMW)}
+LION = Family(
+    name="lion",
+    fused=lrfused.FusedLion,
+    one_cycle=lrfused.FusedOneCycleLion,
+    torch_optimizer=lion_reference.ReferenceLion,
+    reference=lion_reference,
+    max_lr=0.01,  # Lion's steps are lr * sign(...): a tenth of AdamW's LR, as the paper advises
+    variants={"lion": {}},
+    custom=dict(betas=(0.8, 0.95), weight_decay=1e-2),
+    state_keys=lion_reference.MOMENT_KEYS,
+    count_key=None,
+    tolerances=lion_reference.TOLERANCES,
+    cycled_momentum="betas[0]",
+    bad_arguments=(
+        ("betas", (0.9,), ValueError, "betas"),
+        ("betas", (1.0, 0.99), ValueError, "betas"),
+        ("betas", (-0.1, 0.99), ValueError, "betas"),
+        ("betas", (0.9, 1.0), ValueError, "betas"),
+        ("betas", (0.9, math.nan), ValueError, "betas"),
+        ("betas", 0.9, (ValueError, TypeError), "betas"),
+        ("weight_decay", -1e-2, ValueError, "weight_decay"),
+        ("weight_decay", math.inf, ValueError, "weight_decay"),
+        ("weight_decay", math.nan, ValueError, "weight_decay"),
+        ("lr", -1e-3, ValueError, "lr"),
+        ("maximize", 1, TypeError, "maximize must be a bool"),
+    ),
+    drop_in_takes_no=("lr",),
+    bad_group_values=(("betas", (0.9, 1.0)), ("weight_decay", -0.5), ("lr", -0.1)),
+)
+
+FAMILIES = {family.name: family for family in (SGD, ADAMW, LION)}
 
 
 def families():

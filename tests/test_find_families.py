@@ -50,7 +50,7 @@ def test_a_registered_family_refuses_what_it_does_not_take(plain):
         range_test(mlp(), pairs(), optimizer="plain", weight_decay=-1.0, **SETTINGS)
     with pytest.raises(ValueError, match="with optimizer=plain vary weight_decays only"):  # no momentum axis
         range_test_grid(mlp(), pairs(), weight_decays=[0.0], momenta=[0.8, 0.9], optimizer="plain", **SETTINGS)
-    with pytest.raises(ValueError, match="optimizer must be one of 'sgd', 'adamw', 'plain' or"):
+    with pytest.raises(ValueError, match="optimizer must be one of 'sgd', 'adamw', 'lion', 'plain' or"):
         range_test(mlp(), pairs(), optimizer="plainer", **SETTINGS)
 
 

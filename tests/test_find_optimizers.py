@@ -147,12 +147,12 @@ def test_the_sweep_trains_with_the_optimizer_and_keeps_nothing_of_it():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(optimizer="adam"), ValueError, "optimizer must be one of 'sgd', 'adamw'"),
+        (dict(optimizer="adam"), ValueError, "optimizer must be one of 'sgd', 'adamw', 'lion'"),
         (dict(optimizer="adamw", betas=(0.9,)), ValueError, r"betas must be a pair"),
         (dict(optimizer="adamw", betas=(0.9, 1.5)), ValueError, r"betas\[1\] must be in \[0, 1\)"),
         (dict(optimizer="adamw", eps=-1.0), ValueError, "eps must be > 0"),
         (dict(optimizer="adamw", eps=0.0), ValueError, "eps must be > 0"),
-        (dict(betas=(0.9, 0.99)), ValueError, "betas applies to optimizer='adamw' only"),
+        (dict(betas=(0.9, 0.99)), ValueError, "betas applies to optimizer='adamw' / 'lion' only"),
         (dict(eps=1e-6), ValueError, "eps applies to optimizer='adamw' only"),
         (dict(optimizer="adamw", momentum=0.8), ValueError, "momentum, nesterov: they set the fused SGD sweep"),
         (dict(optimizer="adamw", nesterov=True), ValueError, "momentum, nesterov: they set the fused SGD sweep"),

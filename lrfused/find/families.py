@@ -75,6 +75,13 @@ FAMILIES = {
             carried=("betas", "eps", "weight_decay"),
             checked=("betas", "eps", "weight_decay"),
         ),
+        Family(
+            name="lion", title="Lion", optimizer=lrfused.FusedLion,
+            settings={"betas": (0.9, 0.99), "weight_decay": 0.0},  # FusedLion's defaults (the paper's betas)
+            drop_ins={"one_cycle": lrfused.FusedOneCycleLion},
+            carried=("betas", "weight_decay"),
+            checked=("betas", "weight_decay"),
+        ),
     )
 }
 DEFAULT = "sgd"  # range_test's optimizer, the CLI's --optimizer

@@ -10,13 +10,15 @@
 #include <type_traits>
 
 #include "lrfused/rules/adamw.h"
+#include "lrfused/rules/lion.h"
 #include "lrfused/rules/sgd.h"
 
 // X(rule struct, short name): the short name names its CUDA kernels (<name>_step_by_value, ...).
 // A new rule: its header above, its kernel_<name>_*.cu files, one line here, one _C.RULE_ constant.
 #define LRFUSED_FOR_EACH_RULE(X) \
   X(SGDRule, sgd)                \
-  X(AdamWRule, adamw)
+  X(AdamWRule, adamw)            \
+  X(LionRule, lion)
 
 namespace lrfused {
 
