@@ -35,11 +35,15 @@ def test_rule_params_travel_in_the_config_vector():
     assert _C.config_to_vector(config)[-4:] == [0.25, 0.5, 1.0, 2.0]
 
 
+RULES = sorted(getattr(_C, name) for name in dir(_C) if name.startswith("RULE_"))
+
+
 def test_rules_are_numbered_by_their_place_in_the_list():
-    assert (_C.RULE_SGD, _C.RULE_ADAMW) == (0, 1)
+    assert (_C.RULE_SGD, _C.RULE_ADAMW, _C.RULE_LION) == (0, 1, 2)
+    assert RULES == list(range(len(RULES)))
 
 
-@pytest.mark.parametrize("rule", [-1, 2, 99])
+@pytest.mark.parametrize("rule", [-1, len(RULES), 99])
 def test_an_unknown_rule_raises_and_changes_nothing(rule):
     param = torch.ones(3)
     param.grad = torch.ones(3)
