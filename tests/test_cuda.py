@@ -1,5 +1,5 @@
 """CUDA-only behaviour: no host sync in step(), CUDA graph capture and replay, one update launch per
-eager step of any size; for SGD and AdamW. (Numerics on CUDA run in the other files, parametrised
+eager step of any size; for every family (tests/families.py) or one family's own. (Numerics on CUDA run in the other files, parametrised
 over the available devices.)"""
 import pytest
 import torch
@@ -7,7 +7,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 import lrfused
 from conftest import requires_cuda, step_twice_without_host_sync
-from families import FAMILIES
+from families import FAMILIES, families
 from reference.adamw import TOLERANCES, assert_states_match
 from reference.sgd import step_both
 
@@ -272,3 +272,46 @@ def test_adamw_graph_replays_equal_torch_adamw_with_one_cycle_lr_step_for_step()
     assert int(opt._step) == steps
     assert opt.get_last_lr() == sched.get_last_lr()
     assert [tuple(g["betas"]) for g in opt.param_groups] == [tuple(g["betas"]) for g in ref.param_groups]
+
+
+@pytest.mark.parametrize("family", families())
+def test_every_family_graph_replays_equal_torch_with_one_cycle_lr_step_for_step(family):
+    """The family's 1cycle drop-in captured in a CUDA graph after two eager steps, then replayed with
+    new grads: after every replay the params and state equal the family's torch reference +
+    OneCycleLR on the same grads, and the groups show the scheduler's lr and momentum."""
+    steps, warmup = 8, 2
+    shapes = [(1,), (7, 3), (4097,), (300,)]
+    start = [torch.randn(s, device="cuda") for s in shapes]
+    grads = [[torch.randn(s, device="cuda") for s in shapes] for _ in range(steps)]
+    params, reference = [p.clone() for p in start], [p.clone() for p in start]
+    kwargs = dict(max_lr=family.max_lr, total_steps=steps, weight_decay=1e-2, **list(family.variants.values())[0])
+    opt = family.one_cycle(params, **kwargs)
+    ref, sched = family.reference.torch_one_cycle(reference, **kwargs)
+
+    def torch_step(step):
+        for r, g in zip(reference, grads[step]):
+            r.grad = g.clone()
+        ref.step()
+        sched.step()
+
+    for step in range(warmup):
+        for p, g in zip(params, grads[step]):
+            p.grad = g.clone()
+        opt.step()
+        torch_step(step)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        opt.step()
+    torch.cuda.synchronize()
+    assert opt.schedule_step == warmup  # capture recorded the step without running it
+    family.reference.assert_states_match(opt, ref, params, reference, "after capture", **family.tolerance())
+    for step in range(warmup, steps):
+        for p, g in zip(params, grads[step]):
+            p.grad.copy_(g)
+        graph.replay()
+        torch_step(step)
+        torch.cuda.synchronize()
+        family.reference.assert_states_match(opt, ref, params, reference, step, **family.tolerance())
+    assert opt.schedule_step == steps
+    assert opt.get_last_lr() == sched.get_last_lr()
+    assert [family.shown(g) for g in opt.param_groups] == [family.shown(g) for g in ref.param_groups]
