@@ -37,7 +37,7 @@ def cannot_confirm(total_steps, optimizer, data):
     if total_steps is None:
         return "no total_steps given: the max_lr is the curve's rule (LR at the smoothed minimum / 3)"
     if not isinstance(optimizer, str):
-        return "the confirmation trains lrfused's fused SGD or AdamW: not run for a given optimizer instance"
+        return "the confirmation trains one of lrfused's fused families: not run for a given optimizer instance"
     if isinstance(data, collections.abc.Iterator):
         return "data is a one-shot iterator, used up by the sweep: no batches left to confirm on"
     if candidate_steps(total_steps) < MIN_STEPS:
