@@ -29,11 +29,15 @@ bench: setup
 
 # The recommended max_lr against a grid of full 1cycle trainings and the untuned peers (issue 24):
 # tables in benchmarks/lr_quality/results.md, one picture per task in benchmarks/lr_quality/plots/.
-# Cached trainings (oracle, picks, peers .json) are reused while torch, the tasks and seeds are the same.
+# Then the limits of any confirmation: short runs' best max_lr per horizon (horizons.md, plots/horizons.png)
+# and the training seeds' luck (seed_noise.md). Cached trainings (oracle, picks, peers, horizons, seed_noise
+# .json) are reused while torch, the tasks and seeds are the same.
 quality: setup
 	$(PYTHON) -m pip install -q prodigyopt schedulefree
 	$(PYTHON) -m benchmarks.lr_quality
 	$(PYTHON) -m benchmarks.lr_quality.loto
+	$(PYTHON) -m benchmarks.lr_quality.horizons
+	$(PYTHON) -m benchmarks.lr_quality.seed_noise
 
 # The CPU test suite against an AddressSanitizer + UBSan build (in a scratch copy; see .ci/sanitize).
 sanitize: setup
