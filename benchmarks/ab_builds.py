@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-CASES = [f"{f}/{l}/{d}" for f in ("sgd", "adamw") for l in ("many_small", "resnet18", "transformer", "large")
+CASES = [f"{f}/{l}/{d}" for f in ("sgd", "adamw", "lion") for l in ("many_small", "resnet18", "transformer", "large")
          for d in ("fp32", "bf16")]
 
 

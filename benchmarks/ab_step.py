@@ -1,5 +1,5 @@
-"""Interleaved timing of one layout's step, torch's fused and foreach SGD or AdamW + OneCycleLR against
-lrfused, in one process: rounds alternate between them, so a noisy machine slows all alike.
+"""Interleaved timing of one layout's step, torch's fused and foreach SGD or AdamW (Lion: plain torch's foreach)
++ OneCycleLR against lrfused, in one process: rounds alternate between them, so a noisy machine slows all alike.
 
     python benchmarks/ab_step.py resnet18 [--family adamw] [--dtype bf16] [--rounds 15]
 """
@@ -15,7 +15,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from layouts import LAYOUTS  # noqa: E402
-from providers import make_params, make_step  # noqa: E402
+from providers import make_params, make_step, providers_of  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -24,13 +24,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("layout", choices=sorted(LAYOUTS))
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--family", choices=("sgd", "adamw"), default="sgd")
+    parser.add_argument("--family", choices=("sgd", "adamw", "lion"), default="sgd")
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     shapes = LAYOUTS[args.layout]()
     steps = {
         p: make_step(p, make_params(shapes, DTYPES[args.dtype], "cpu"), args.family)
-        for p in ("torch_fused", "torch_foreach", "lrfused")
+        for p in ("torch_fused", "torch_foreach", "lrfused") if p in providers_of(args.family)
     }
     times = {p: [] for p in steps}
     for _ in range(args.rounds):

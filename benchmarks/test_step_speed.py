@@ -1,5 +1,5 @@
 """One optimizer step (with its 1cycle schedule) per provider, and the memory floor, per layout and
-optimizer family (SGD, AdamW); and the same after a cache flush (as in training, where forward and
+optimizer family (SGD, AdamW, Lion); and the same after a cache flush (as in training, where forward and
 backward run between steps).
 
     pytest benchmarks --benchmark-only
@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from layouts import LAYOUTS, numel
-from providers import PROVIDERS, make_floor, make_params, make_step
+from providers import make_floor, make_params, make_step, providers_of
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-FAMILIES = ("sgd", "adamw")
+FAMILIES = ("sgd", "adamw", "lion")
+CASES = [(provider, family) for family in FAMILIES for provider in providers_of(family) + ("floor",)]
 
 
 def synchronizing(fn, device):
@@ -41,8 +42,7 @@ def make_timed(provider, shapes, dtype, device, benchmark, family="sgd"):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("provider", PROVIDERS + ("floor",))
+@pytest.mark.parametrize("provider, family", CASES)
 def test_step(benchmark, provider, family, layout, dtype, device):
     shapes = LAYOUTS[layout]()
     benchmark.group = f"{device}/{dtype}/{layout}" + ("" if family == "sgd" else f"/{family}")
@@ -67,8 +67,7 @@ class CacheFlush:
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", ["many_small", "resnet18"])
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("provider", PROVIDERS + ("floor",))
+@pytest.mark.parametrize("provider, family", CASES)
 def test_step_after_cache_flush(benchmark, provider, family, layout, device):
     shapes = LAYOUTS[layout]()
     benchmark.group = f"{device}/fp32/{layout}/cold-cache" + ("" if family == "sgd" else f"/{family}")

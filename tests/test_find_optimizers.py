@@ -183,15 +183,20 @@ def test_an_instance_with_settings_of_its_own_or_a_zero_first_lr_is_rejected():
         sweep(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0))
 
 
-@pytest.mark.parametrize("kwargs, names", [
-    (dict(optimizer="adamw"), "optimizer"),
-    (dict(batch_loss=lambda model, batch: 0, precision="bf16"), "batch_loss, precision"),
-    (dict(accumulation_steps=2, val_data=[]), "accumulation_steps, val_data"),
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(optimizer="instance"), "optimizer: the batched grid trains one of lrfused's fused families"),
+    (dict(batch_loss=lambda model, batch: 0, precision="bf16"), "batch_loss, precision: the batched grid trains in fp32"),
+    (dict(accumulation_steps=2, val_data=[]), "accumulation_steps, val_data: the batched grid trains in fp32"),
 ])
-def test_the_batched_grid_refuses_what_it_cannot_train(kwargs, names):
-    with pytest.raises(ValueError, match=f"{names}: the batched grid trains SGD in fp32"):
-        range_test_grid(mlp(), pairs(), batched=True, progress=False, **kwargs)
-    range_test_grid(mlp(), pairs(), batched=True, progress=False, optimizer="sgd", precision="fp32", num_iter=3)
+def test_the_batched_grid_refuses_what_it_cannot_train(kwargs, message):
+    model = mlp()
+    if kwargs.get("optimizer") == "instance":
+        kwargs = {**kwargs, "optimizer": torch.optim.SGD(model.parameters(), lr=0.1)}
+    with pytest.raises(ValueError, match=message):
+        range_test_grid(model, pairs(), batched=True, progress=False, **kwargs)
+    for family in ("sgd", "adamw", "lion"):  # every family's fp32 sweep batches
+        grid = range_test_grid(model, pairs(), batched=True, progress=False, optimizer=family, precision="fp32", num_iter=3)
+        assert grid.path == "batched_vmap"
 
 
 @pytest.mark.parametrize("make", [
@@ -232,6 +237,7 @@ def test_the_auto_grid_falls_back_to_sequential_for_what_batching_cannot_train(m
     from lrfused.find import grid
 
     monkeypatch.setattr(grid, "_batches_by_default", lambda model: True)
-    result = range_test_grid(mlp(), pairs(), momenta=(0.9,), progress=False, optimizer="adamw", num_iter=3)
+    result = range_test_grid(mlp(), pairs(), momenta=(0.9,), progress=False, optimizer="adamw", num_iter=3,
+                             accumulation_steps=2)
     assert result.path == "sequential"
-    assert result.fallback_reason.startswith("optimizer: the batched grid trains SGD in fp32")
+    assert result.fallback_reason.startswith("accumulation_steps: the batched grid trains in fp32")

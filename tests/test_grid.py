@@ -7,6 +7,7 @@ import torch
 from lrfused.find import range_test
 from lrfused.find.__main__ import main
 from lrfused.find.builtin import digits_cnn, digits_loader
+from lrfused.find.families import FAMILIES
 from lrfused.find.grid import range_test_grid
 
 SWEEP = dict(start_lr=1e-4, end_lr=3.0, num_iter=25, progress=False)
@@ -138,6 +139,28 @@ def test_batched_grid_equals_the_sequential_one(make_model):
         torch.testing.assert_close(torch.tensor(b.losses), torch.tensor(s.losses), rtol=2e-5, atol=0)
     assert [r["weight_decay"] for r in batched.ranking] == [r["weight_decay"] for r in sequential.ranking]
     assert [r["momentum"] for r in batched.ranking] == [r["momentum"] for r in sequential.ranking]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_batched_grid_of_every_family_equals_the_sequential_one(family):
+    """Every family's grid batches: one fused step of the family for all copies, each combination's
+    group with its weight decay (and momentum where the family's grid varies it), the family's other
+    settings (non-default betas) in every group; the curves and the printed call as sequential sweeps."""
+    axes = FAMILIES[family].grid_axes
+    settings = {"betas": (0.8, 0.95)} if "betas" in FAMILIES[family].settings else {"nesterov": True}
+    grid_args = dict(weight_decays=[0.0, 1e-2], momenta=[0.5, 0.95] if "momentum" in axes else [0.9],
+                     optimizer=family, **settings, **{**SWEEP, "end_lr": 1.0, "num_iter": 30})
+    model = _bn_mlp()
+    torch.manual_seed(5)
+    sequential = range_test_grid(model, digits_loader, batched=False, **grid_args)
+    batched = range_test_grid(model, digits_loader, batched=True, **grid_args)
+    assert batched.path == "batched_vmap", batched.fallback_reason
+    for seq, bat in zip(sequential.runs, batched.runs, strict=True):
+        assert seq["result"].end == bat["result"].end
+        torch.testing.assert_close(torch.tensor(bat["result"].losses), torch.tensor(seq["result"].losses), rtol=2e-5, atol=0)
+        assert bat["result"].config == seq["result"].config
+    assert batched.call() == sequential.call()
+    assert batched.call().startswith(f"lrfused.{FAMILIES[family].one_cycle.__name__}(")
 
 
 class _ItemInForward(torch.nn.Module):

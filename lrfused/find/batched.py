@@ -1,8 +1,8 @@
 """A grid of range tests as one batched computation: the model's parameters stacked once per
 (weight decay, momentum) combination, forward and backward of all copies in one `torch.func.vmap`,
-and one fused step updating every copy (one param group per combination, each with its own weight
-decay and momentum). The same initial weights, batches (and dropout masks) for every combination,
-as the sequential grid gives them.
+and one fused step of the sweep's family updating every copy (one param group per combination, each
+with its own weight decay, and momentum where the family's grid varies it). The same initial
+weights, batches (and dropout masks) for every combination, as the sequential grid gives them.
 """
 import math
 import time
@@ -12,8 +12,9 @@ import torch
 from lrfused.find.analysis import Smoother
 from lrfused.find.distributed import average_across_ranks
 from lrfused.find.batch import to_device
+from lrfused.find.families import FAMILIES
 from lrfused.find.sweep import Batches, OutOfData, SweepRecord
-from lrfused.fused_sgd import FusedRampSGD
+from lrfused.ramp import Ramp
 
 
 def _as_pair(batch):
@@ -56,11 +57,11 @@ def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
     for k, copy in enumerate(copies):
         for name, view in copy.items():
             view.grad = grad_buffers[name][k]
-    opt = FusedRampSGD(
-        [{"params": list(copy.values()), "weight_decay": wd, "momentum": m} for copy, (wd, m) in zip(copies, combinations)],
-        start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode,
-        nesterov=config.nesterov,
-    )
+    family = FAMILIES[config.optimizer]
+    groups = [{"params": list(copy.values()), "weight_decay": wd, **({"momentum": m} if family.grid_momentum else {})}
+              for copy, (wd, m) in zip(copies, combinations)]
+    ramp = Ramp(start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode)
+    opt = family.sweep_optimizer(groups, config, ramp)
     history = torch.full((config.num_iter, count), math.nan, dtype=torch.float32, device=device)
     records = [SweepRecord(path="batched_vmap") for _ in range(count)]
     smoothers = [Smoother(config.smooth, config.diverge_threshold) for _ in range(count)]

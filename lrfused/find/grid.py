@@ -228,11 +228,13 @@ def _why_not_batched(kwargs):
     """Why the batched grid cannot sweep with these range_test settings, or None."""
     if kwargs.get("optimizers"):
         return "optimizers: the batched grid does not train the model itself; nothing to restore"
+    if not isinstance(kwargs.get("optimizer", DEFAULT), str):
+        return "optimizer: the batched grid trains one of lrfused's fused families (an optimizer name), not an instance"
     defaults = _sweep_defaults()
-    other = [name for name in ("optimizer", "batch_loss", "precision", "accumulation_steps", "val_data")
+    other = [name for name in ("batch_loss", "precision", "accumulation_steps", "val_data")
              if kwargs.get(name, defaults[name]) is not defaults[name] and kwargs[name] != defaults[name]]
     if other:
-        return (f"{', '.join(other)}: the batched grid trains SGD in fp32 on (inputs, targets), a batch per step, "
+        return (f"{', '.join(other)}: the batched grid trains in fp32 on (inputs, targets), a batch per step, "
                 "without validation")
     return None
 
@@ -244,8 +246,11 @@ def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     if unknown:
         raise TypeError(f"range_test_grid got unexpected keyword arguments {sorted(unknown)}")
     sweep_data = data() if callable(data) else data
-    # momentum and weight decay are the grid's, per combination: the shared config holds neither
-    settings.update(kwargs, momentum=0.0, weight_decay=0.0)
+    # the weight decay (and a family's grid momentum) are the grid's, per combination: the shared config
+    # holds neither
+    family = family_of(kwargs.get("optimizer", DEFAULT))  # (None: an unknown name, which checked_config refuses)
+    grid_momentum = family is not None and family.grid_momentum is not None
+    settings.update(kwargs, weight_decay=0.0, **({"momentum": 0.0} if grid_momentum else {}))
     config, _, device = checked_config(model, sweep_data, loss_fn, **settings)
     loss_fn = torch.nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     started = time.perf_counter()
@@ -259,7 +264,7 @@ def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
         snapshot.restore()
     runs = []
     for (wd, m), record in zip(combinations, records):
-        combo_config = dataclasses.replace(config, weight_decay=wd, momentum=m)
+        combo_config = dataclasses.replace(config, weight_decay=wd, **({"momentum": m} if grid_momentum else {}))
         runs.append({"weight_decay": wd, "momentum": m, "result": result_of(record, combo_config, device, started)})
     return runs
 
