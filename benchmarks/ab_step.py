@@ -41,11 +41,10 @@ def main():
                 step()
             times[provider].append((time.perf_counter() - start) / 3)
     median = {p: sorted(t)[len(t) // 2] * 1e3 for p, t in times.items()}
-    print(
-        f"{args.family} {args.layout} {args.dtype}: torch fused {median['torch_fused']:.2f} ms, torch foreach "
-        f"{median['torch_foreach']:.2f} ms, lrfused {median['lrfused']:.2f} ms; lrfused / fused "
-        f"{median['lrfused'] / median['torch_fused']:.3f}, lrfused / foreach {median['lrfused'] / median['torch_foreach']:.3f}"
-    )
+    peers = [p for p in median if p != "lrfused"]
+    print(f"{args.family} {args.layout} {args.dtype}: "
+          + ", ".join(f"{p} {median[p]:.2f} ms" for p in peers) + f", lrfused {median['lrfused']:.2f} ms; "
+          + ", ".join(f"lrfused / {p} {median['lrfused'] / median[p]:.3f}" for p in peers))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def providers_of(family):
 
 class PlainLion(torch.optim.Optimizer):
     """Lion in plain torch, the peer of FusedLion's speed: per param (foreach=False, lion-pytorch's
-    loop) or over all params at once with torch._foreach ops (foreach=True)."""
+    loop) or over all params at once with torch._foreach ops, the interpolations as lerps
+    (foreach=True, as lion-pytorch's foreach variant)."""
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, foreach=False):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, foreach=foreach))
@@ -61,16 +62,17 @@ class PlainLion(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
             params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
             grads = [p.grad for p in params]
             moments = [self.state[p].setdefault("exp_avg", torch.zeros_like(p)) for p in params]
             if group["foreach"]:
                 torch._foreach_mul_(params, 1 - lr * decay)
-                updates = torch._foreach_mul(moments, beta1)
-                torch._foreach_add_(updates, grads, alpha=1 - beta1)
+                updates = [m.clone() for m in moments]
+                torch._foreach_lerp_(updates, grads, 1 - beta1)
                 torch._foreach_sign_(updates)
                 torch._foreach_add_(params, updates, alpha=-lr)
-                torch._foreach_mul_(moments, beta2)
-                torch._foreach_add_(moments, grads, alpha=1 - beta2)
+                torch._foreach_lerp_(moments, grads, 1 - beta2)
                 continue
             for p, grad, exp_avg in zip(params, grads, moments):
                 p.mul_(1 - lr * decay)

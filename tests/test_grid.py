@@ -163,6 +163,12 @@ def test_a_batched_grid_of_every_family_equals_the_sequential_one(family):
     assert batched.call().startswith(f"lrfused.{FAMILIES[family].one_cycle.__name__}(")
 
 
+@pytest.mark.parametrize("name, axis", [("weight_decay", "weight_decays"), ("momentum", "momenta")])
+def test_a_grid_axis_given_as_a_single_setting_is_refused(name, axis):
+    with pytest.raises(TypeError, match=f"{name}: the grid sweeps one value per combination; give the values as {axis}"):
+        range_test_grid(digits_cnn(), digits_loader, **{name: 0.5}, **SWEEP)
+
+
 class _ItemInForward(torch.nn.Module):
     """A data-dependent branch on .item(): vmap cannot batch it."""
 

@@ -11,9 +11,10 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def task_key(task, seeds):
+def task_key(task, seeds, study=None):
     """What a task's training results depend on: the torch and Python versions, the task's settings
-    and the source of its data, model and training code, and the training seeds."""
+    and the source of its data, model and training code, the training seeds, and whatever else a
+    study's results depend on (`study`: JSON-like, as it reads back from the file)."""
     from benchmarks.lr_quality import data, tasks, training
 
     source = "".join(inspect.getsource(m) for m in (data, tasks, training))
@@ -24,7 +25,14 @@ def task_key(task, seeds):
         "seeds": list(seeds),
         "code": hashlib.sha256(source.encode()).hexdigest()[:16],
     }
+    if study is not None:
+        settings["study"] = study
     return settings
+
+
+def source_hash(*modules):
+    """A short hash of the modules' source: a key part for results that depend on that code."""
+    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:16]
 
 
 class ResultCache:
@@ -37,9 +45,9 @@ class ResultCache:
             with open(path) as f:
                 self.data = json.load(f)
 
-    def runs(self, task, seeds):
+    def runs(self, task, seeds, study=None):
         """The task's cached runs (emptied if they were made under other settings)."""
-        settings = task_key(task, seeds)
+        settings = task_key(task, seeds, study)
         entry = self.data.get(task.name)
         if entry is None or entry["settings"] != settings:
             entry = self.data[task.name] = {"settings": settings, "runs": {}}

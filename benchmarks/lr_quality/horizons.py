@@ -13,21 +13,23 @@ chosen on the other tasks (leave one task out), scored on the oracle curve. It i
 grid of 21 candidates at each horizon costs far more than the find's budget of 4 candidates x
 total_steps / 16; at h = 4 one candidate alone would use the whole budget.
 
-Cached in horizons.json (keyed as the oracle is: torch, Python, task settings, code hash, seeds);
+Cached in horizons.json, keyed as the oracle is (torch, Python, task settings, the tasks' code,
+seeds) and by what the short runs depend on besides: this study's grid and horizons, the oracle's
+best LR (the grid's centre), and the source of this file and of the range test's candidate loop;
 writes horizons.md (the tables of RESULTS.md) and plots/horizons.png."""
 import inspect
 import math
 import os
 import statistics
+import sys
 
 import torch
 
-from benchmarks.lr_quality import interpolate
-from benchmarks.lr_quality.cache import HERE, ResultCache, lr_text
+from benchmarks.lr_quality import feasibility, interpolate
+from benchmarks.lr_quality.cache import HERE, ResultCache, lr_text, source_hash
 from benchmarks.lr_quality.sweeps import sweep_inputs, validation_data
 from benchmarks.lr_quality.tasks import TASKS
-from lrfused.find import range_test
-from lrfused.find import confirm
+from lrfused.find import confirm, range_test, stepping, sweep
 from lrfused.find.confirm import candidate_run, candidate_score
 from lrfused.find.range_test import checked_config
 from lrfused.find.restore import Snapshot
@@ -37,11 +39,19 @@ GRID_PER_DECADE = 4
 SPAN = 2.5  # decades on each side of the oracle's best
 SEEDS = (100, 101)  # sweep seeds (the model's init and data order), as the quality benchmark's first two
 DIVISORS = tuple(2 ** (k / 4) for k in range(-4, 13))  # octaves -1 to 3, a quarter apart
+BAR = 0.03  # issue 24's: within 3% of the oracle's best on every sweep
 
 
 def grid_lrs(oracle_lr):
     steps = round(SPAN * GRID_PER_DECADE)
     return [oracle_lr * 10 ** (k / GRID_PER_DECADE) for k in range(-steps, steps + 1)]
+
+
+def study_key(oracle_lr):
+    """What the short runs depend on besides the task (JSON-like: lists, as the cache reads back)."""
+    return {"horizons": list(HORIZONS), "grid_per_decade": GRID_PER_DECADE, "span": SPAN,
+            "oracle_lr": lr_text(oracle_lr),
+            "code": source_hash(sys.modules[__name__], confirm, sweep, stepping)}
 
 
 def short_runs(task, oracle_lr, seed):
@@ -135,6 +145,23 @@ def tables(studies):
     means = [statistics.fmean(statistics.fmean(v) for _, v in folds[h].values()) for h in HORIZONS]
     worsts = [max(max(v) for _, v in folds[h].values()) for h in HORIZONS]
     lines.append("| **mean (worst)** | " + " | ".join(f"{100 * m:.1f}% ({100 * w:.1f}%)" for m, w in zip(means, worsts)) + " |")
+    lines += ["", f"Could any one divisor do it? Per task, the divisors (log2, octaves) that put both seeds' refined "
+              f"best within {BAR:.0%} of the oracle's best (its window in brackets), and what every task shares "
+              "(lrfused.find.confirm's divisor is +0.75).", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    intervals = {h: {} for h in HORIZONS}
+    for name, s in studies.items():
+        task_window = feasibility.window(s["curve"], s["best"], BAR)
+        cells = []
+        for h in HORIZONS:
+            low, high = intervals[h][name] = feasibility.divisors(s["offsets"][h], task_window)
+            cells.append(f"{low:+.2f} to {high:+.2f}" if low <= high else "none")
+        lines.append(f"| {name} [{task_window[0]:+.2f} to {task_window[1]:+.2f}] | " + " | ".join(cells) + " |")
+    shared = []
+    for h in HORIZONS:
+        low, high = max(v[0] for v in intervals[h].values()), min(v[1] for v in intervals[h].values())
+        shared.append(f"{low:+.2f} to {high:+.2f}" if low <= high else f"none ({low - high:.2f} apart)")
+    lines.append("| **every task** | " + " | ".join(shared) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -171,7 +198,7 @@ def main():
     for task in TASKS:
         curve = oracle.grid(task, oracle_cache.runs(task, oracle.TRAIN_SEEDS), oracle_cache.save)
         best = oracle.best_of(curve)
-        runs = cache.runs(task, SEEDS)
+        runs = cache.runs(task, SEEDS, study_key(best["lr"]))
         for seed in SEEDS:
             if str(seed) not in runs:
                 runs[str(seed)] = short_runs(task, best["lr"], seed)

@@ -185,6 +185,9 @@ def range_test_grid(model, data, loss_fn=None, *, weight_decays=(0.0,), momenta=
     range_test. on_start(index, count, weight_decay, momentum) is called before each sequential
     sweep.
     """
+    for name, axis in (("weight_decay", "weight_decays"), ("momentum", "momenta")):
+        if name in kwargs:  # (the sequential sweeps would get it twice, the batched one would ignore it)
+            raise TypeError(f"{name}: the grid sweeps one value per combination; give the values as {axis}=[...]")
     weight_decays, momenta = check_grid(weight_decays, momenta, max_combinations)
     optimizer = kwargs.get("optimizer", DEFAULT)
     family = family_of(optimizer)
@@ -228,7 +231,7 @@ def _why_not_batched(kwargs):
     """Why the batched grid cannot sweep with these range_test settings, or None."""
     if kwargs.get("optimizers"):
         return "optimizers: the batched grid does not train the model itself; nothing to restore"
-    if not isinstance(kwargs.get("optimizer", DEFAULT), str):
+    if isinstance(kwargs.get("optimizer"), torch.optim.Optimizer):
         return "optimizer: the batched grid trains one of lrfused's fused families (an optimizer name), not an instance"
     defaults = _sweep_defaults()
     other = [name for name in ("batch_loss", "precision", "accumulation_steps", "val_data")
