@@ -146,7 +146,7 @@ MUTANTS = [
      "            if compiled:\n                if p.grad is None:\n                    continue",
      "            if compiled:\n                pass", ["tests/test_compile.py"]),
     ("batched_grid_groups_ignore_the_weight_decay", "lrfused/find/batched.py",
-     'groups = [{"params": list(copy.values()), "weight_decay": wd, ', 'groups = [{"params": list(copy.values()), ',
+     '{"params": list(copy.values()), **family.grid_point(wd, m)}', '{"params": list(copy.values()), **family.grid_point(0.0, m)}',
      ["tests/test_grid.py"]),
     ("adamw_sweep_ignores_betas", "lrfused/find/families.py",
      "**{name: getattr(config, name) for name in self.settings})", '**{name: getattr(config, name) for name in self.settings if name != "betas"})',

@@ -94,6 +94,22 @@ def _assert_same_runs(family, compiled_opt, eager_opt, model, twin, step):
         assert family.shown(g) == family.shown(h), step
 
 
+def _step_side_by_side(family, compiled_step, compiled_opt, eager_opt, model, twin, steps, backend=None, check=None):
+    """Steps the compiled and the eager optimizer on the same grads, compared after every step (and
+    check(step), if given); returns the backend's frame count after each step (if given)."""
+    frames = []
+    for step in steps:
+        _backward((model, twin), step)
+        compiled_step()
+        eager_opt.step()
+        if backend is not None:
+            frames.append(backend.frame_count)
+        _assert_same_runs(family, compiled_opt, eager_opt, model, twin, step)
+        if check is not None:
+            check(step)
+    return frames
+
+
 @pytest.mark.parametrize("family, make", _family_steps())
 def test_compiled_step_with_fullgraph_equals_eager_without_recompiles(family, make):
     """After one eager step (state made), torch.compile(opt.step, fullgraph=True) runs as one graph
@@ -106,13 +122,7 @@ def test_compiled_step_with_fullgraph_equals_eager_without_recompiles(family, ma
     eager_opt.step()
     backend = CompileCounterWithBackend("inductor")
     compiled_step = torch.compile(compiled_opt.step, backend=backend, fullgraph=True)
-    frames = []
-    for step in range(1, STEPS):
-        _backward((model, twin), step)
-        compiled_step()
-        eager_opt.step()
-        frames.append(backend.frame_count)
-        _assert_same_runs(family, compiled_opt, eager_opt, model, twin, step)
+    frames = _step_side_by_side(family, compiled_step, compiled_opt, eager_opt, model, twin, range(1, STEPS), backend)
     # At most one recompile (a counter becoming dynamic), then none while the schedule moves.
     assert frames[-1] <= 2 and frames[-1] == frames[1], frames
     assert compiled_opt.schedule_step == eager_opt.schedule_step == STEPS
@@ -128,13 +138,7 @@ def test_compiled_step_from_the_first_step_equals_eager(family):
     compiled_opt, eager_opt = make(model.parameters()), make(twin.parameters())
     backend = CompileCounterWithBackend("inductor")
     compiled_step = torch.compile(compiled_opt.step, backend=backend)
-    frames = []
-    for step in range(STEPS):
-        _backward((model, twin), step)
-        compiled_step()
-        eager_opt.step()
-        frames.append(backend.frame_count)
-        _assert_same_runs(family, compiled_opt, eager_opt, model, twin, step)
+    frames = _step_side_by_side(family, compiled_step, compiled_opt, eager_opt, model, twin, range(STEPS), backend)
     assert frames[-1] <= 2 and frames[-1] == frames[2], frames
     assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
 
@@ -257,13 +261,11 @@ def test_compiled_step_skips_a_param_without_a_grad(family):
     eager_runs = []
     eager_step = compiled_opt._eager_step
     compiled_opt._eager_step = lambda *args: (eager_runs.append(args), eager_step(*args))  # noqa: E731
+    def untouched(step):
+        assert torch.equal(unused, torch.ones(3)) and unused.grad is None, step
+        assert unused not in compiled_opt.state and twin_unused not in eager_opt.state, step
+
     compiled_step = torch.compile(compiled_opt.step)
-    for step in range(5):
-        _backward((model, twin), step)
-        compiled_step()
-        eager_opt.step()
-        _assert_same_runs(family, compiled_opt, eager_opt, model, twin, step)
-        assert torch.equal(unused, torch.ones(3)) and unused.grad is None
-        assert unused not in compiled_opt.state and twin_unused not in eager_opt.state
+    _step_side_by_side(family, compiled_step, compiled_opt, eager_opt, model, twin, range(5), check=untouched)
     assert not eager_runs, f"the compiled step ran eagerly {len(eager_runs)} times"
     assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])

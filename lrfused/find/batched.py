@@ -58,8 +58,7 @@ def run_batched_sweeps(model, data, loss_fn, config, combinations, progress):
         for name, view in copy.items():
             view.grad = grad_buffers[name][k]
     family = FAMILIES[config.optimizer]
-    groups = [{"params": list(copy.values()), "weight_decay": wd, **({"momentum": m} if family.grid_momentum else {})}
-              for copy, (wd, m) in zip(copies, combinations)]
+    groups = [{"params": list(copy.values()), **family.grid_point(wd, m)} for copy, (wd, m) in zip(copies, combinations)]
     ramp = Ramp(start_lr=config.start_lr, end_lr=config.end_lr, num_iter=config.num_iter, mode=config.mode)
     opt = family.sweep_optimizer(groups, config, ramp)
     history = torch.full((config.num_iter, count), math.nan, dtype=torch.float32, device=device)

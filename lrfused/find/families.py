@@ -51,6 +51,11 @@ class Family:
                   for name, default in self.settings.items()}
         return {name: CHECKS[name](value) if name in self.checked else value for name, value in filled.items()}
 
+    def grid_point(self, weight_decay, momentum):
+        """A grid combination as the settings of a sweep of this family: its weight decay, and its
+        momentum where the family's grid varies it."""
+        return {"weight_decay": weight_decay, **({"momentum": momentum} if self.grid_momentum else {})}
+
     def sweep_optimizer(self, params, config, schedule):
         """The optimizer a sweep (or a confirmation candidate) of `config` trains, on `schedule`."""
         return self.optimizer(params, lr=config.start_lr, schedule=schedule,

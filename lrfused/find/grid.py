@@ -251,9 +251,8 @@ def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
     sweep_data = data() if callable(data) else data
     # the weight decay (and a family's grid momentum) are the grid's, per combination: the shared config
     # holds neither
-    family = family_of(kwargs.get("optimizer", DEFAULT))  # (None: an unknown name, which checked_config refuses)
-    grid_momentum = family is not None and family.grid_momentum is not None
-    settings.update(kwargs, weight_decay=0.0, **({"momentum": 0.0} if grid_momentum else {}))
+    family = family_of(kwargs.get("optimizer", DEFAULT))
+    settings.update(kwargs, **(family.grid_point(0.0, 0.0) if family else {}))  # (no family: checked_config refuses the name)
     config, _, device = checked_config(model, sweep_data, loss_fn, **settings)
     loss_fn = torch.nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     started = time.perf_counter()
@@ -267,7 +266,7 @@ def _batched_grid(model, data, loss_fn, combinations, progress, kwargs):
         snapshot.restore()
     runs = []
     for (wd, m), record in zip(combinations, records):
-        combo_config = dataclasses.replace(config, weight_decay=wd, **({"momentum": m} if grid_momentum else {}))
+        combo_config = dataclasses.replace(config, **family.grid_point(wd, m))
         runs.append({"weight_decay": wd, "momentum": m, "result": result_of(record, combo_config, device, started)})
     return runs
 
